@@ -1,0 +1,146 @@
+"""Validated parameter sets of the ops.
+
+A parameter set is built once in the public API (where bad values raise a
+``ValueError`` naming the argument), passed field by field through the
+``torch.library`` op schema, and rebuilt inside the op for the backends.
+Derived sizes (number of temporal slots, candidates, kept neighbours) are
+computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .utils.checks import check_choice, check_int, check_positive_real
+
+DIST_TYPES = ("l2", "prod")
+ITYPES = ("int", "float")
+TOPK_MODES = ("all", "each", "none")
+SELF_ACTIONS = (None, "anchor", "anchor_self", "anchor_each", "remove", "remove_ref_frame",
+                "anchor_and_remove_ref_frame")
+# Value stored in inds entries no candidate ever wrote (only with ws_interior).
+UNWRITTEN_IND = -100000000
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Parameters of :class:`stnls.search.NonLocalSearch`, normalised.
+
+    See the class docstring for their meaning. ``stride1`` is already the
+    integer step for ``itype="int"`` and ``strideQ`` is resolved to an int.
+    """
+
+    ws: int
+    wt: int
+    ps: int
+    k: int
+    stride0: int
+    stride1: float
+    strideQ: int
+    dist_type: str
+    dilation: int
+    pt: int
+    self_action: str | None
+    topk_mode: str
+    ws_interior: int
+    reflect_bounds: bool
+    full_ws: bool
+    use_adj: bool
+    normalize_bwd: bool
+    k_agg: int
+    off_Hq: int
+    off_Wq: int
+    itype: str
+
+    @classmethod
+    def create(cls, ws, wt, ps=1, k=-1, stride0=1, stride1=1, strideQ=None, dist_type="l2",
+               dilation=1, pt=1, self_action=None, topk_mode="all", ws_interior=0,
+               reflect_bounds=True, full_ws=True, use_adj=False, normalize_bwd=False,
+               k_agg=-1, off_Hq=0, off_Wq=0, itype="float") -> "SearchParams":
+        """Check every argument and return the normalised parameter set."""
+        check_choice("itype", itype, ITYPES)
+        check_choice("dist_type", dist_type, DIST_TYPES)
+        check_choice("topk_mode", topk_mode, TOPK_MODES)
+        check_choice("self_action", self_action, SELF_ACTIONS)
+        ws = check_int("ws", ws, minimum=1)
+        wt = check_int("wt", wt, minimum=0)
+        ps = check_int("ps", ps, minimum=1)
+        k = check_int("k", k)
+        stride0 = check_int("stride0", stride0, minimum=1)
+        stride1 = check_positive_real("stride1", stride1)
+        strideQ = stride0 if strideQ is None else check_int("strideQ", strideQ, minimum=1)
+        dilation = check_int("dilation", dilation, minimum=1)
+        pt = check_int("pt", pt, minimum=1)
+        ws_interior = check_int("ws_interior", ws_interior)
+        if ws_interior > ws:
+            raise ValueError(f"ws_interior must be <= ws={ws} (or <= 0 to use ws), got {ws_interior}")
+        k_agg = check_int("k_agg", k_agg)
+        off_Hq = check_int("off_Hq", off_Hq)
+        off_Wq = check_int("off_Wq", off_Wq)
+        if topk_mode == "none" and k > 0:
+            raise ValueError(f"topk_mode='none' keeps every candidate and needs k <= 0, got k={k}")
+        if self_action == "remove" and topk_mode == "each":
+            raise ValueError("self_action='remove' needs topk_mode='all' (it removes one candidate "
+                             "of the query's own frame only)")
+        if self_action in ("remove_ref_frame", "anchor_and_remove_ref_frame") and wt == 0:
+            raise ValueError(f"self_action={self_action!r} removes the query's own frame and needs "
+                             "wt >= 1")
+        if itype == "int":
+            stride1 = float(max(1, int(stride1)))
+        if normalize_bwd and stride1 != int(stride1):
+            raise ValueError(f"normalize_bwd needs an integer stride1, got {stride1}")
+        return cls(ws, wt, ps, k, stride0, float(stride1), strideQ, dist_type, dilation, pt,
+                   self_action, topk_mode, ws_interior if 0 < ws_interior < ws else ws,
+                   bool(reflect_bounds), bool(full_ws), bool(use_adj), bool(normalize_bwd),
+                   k_agg, off_Hq, off_Wq, itype)
+
+    def as_args(self) -> tuple:
+        """The fields in schema order (the op signatures list them in this order)."""
+        return dataclasses.astuple(self)
+
+    # -- derived sizes --
+
+    @property
+    def window_frames(self) -> int:
+        """``W_t = 2 * wt + 1``: frames searched per query."""
+        return 2 * self.wt + 1
+
+    @property
+    def drops_ref_frame(self) -> bool:
+        return self.self_action in ("remove_ref_frame", "anchor_and_remove_ref_frame")
+
+    @property
+    def num_slots(self) -> int:
+        """Temporal slots left after self_action (slot 0 may be removed)."""
+        return self.window_frames - int(self.drops_ref_frame)
+
+    @property
+    def num_candidates(self) -> int:
+        """Candidates per query before top-k."""
+        return self.num_slots * self.ws * self.ws - int(self.self_action == "remove")
+
+    @property
+    def anchored(self) -> bool:
+        """Whether top-k keeps position 0 (of the query, or of each slot) in place."""
+        return self.self_action in ("anchor", "anchor_self", "anchor_each",
+                                    "anchor_and_remove_ref_frame")
+
+    @property
+    def num_neighbors(self) -> int:
+        """``K``, the size of the last axis of ``dists``."""
+        if self.k <= 0 or self.topk_mode == "none":
+            return self.num_candidates
+        if self.topk_mode == "each":
+            return self.num_slots * min(self.k, self.ws * self.ws)
+        return min(self.k, self.num_candidates)
+
+    @property
+    def descending(self) -> bool:
+        """Larger is better for "prod", smaller for "l2"."""
+        return self.dist_type == "prod"
+
+    @property
+    def invalid(self) -> float:
+        """Distance of a candidate outside the key video: the worst possible value."""
+        return float("-inf") if self.descending else float("inf")

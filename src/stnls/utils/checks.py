@@ -1,0 +1,70 @@
+"""Argument checks shared by every public function.
+
+Each helper raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with
+a message that names the argument and says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """Return ``value`` as an int; it must be integral and at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive_real(name: str, value) -> float:
+    """Return ``value`` as a float; it must be a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> None:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_tensor(name: str, value, ndims: tuple[int, ...], floating: bool = True) -> Tensor:
+    """``value`` must be a tensor with one of the given numbers of dimensions."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() not in ndims:
+        expected = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name} must have {expected} dimensions, got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
+    return value
+
+
+def check_same(names: tuple[str, str], a: Tensor, b: Tensor, what: str = "device,dtype") -> None:
+    """Two tensors must share device and/or dtype."""
+    if "device" in what and a.device != b.device:
+        raise ValueError(f"{names[0]} and {names[1]} must be on the same device, "
+                         f"got {a.device} and {b.device}")
+    if "dtype" in what and a.dtype != b.dtype:
+        raise TypeError(f"{names[0]} and {names[1]} must have the same dtype, "
+                        f"got {a.dtype} and {b.dtype}")
+
+
+def check_finite(name: str, value: Tensor) -> None:
+    """Refuse NaN or infinite values (they would be used as memory offsets)."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must hold finite values (found NaN or inf)")
