@@ -28,6 +28,7 @@ __all__ = [
     "grid_size",
     "decode_queries",
     "reflect",
+    "reflect_between",
     "in_range",
     "last_frame_of_window",
     "frame_of_slot",
@@ -35,6 +36,8 @@ __all__ = [
     "window_offset",
     "window_positions",
     "patch_offsets",
+    "patch_coverage",
+    "rect_grid_size",
     "bilinear_corners",
 ]
 
@@ -65,6 +68,11 @@ def reflect(v: Tensor, size: int) -> Tensor:
     range (callers treat it as invalid).
     """
     return torch.where(v < 0, -v, torch.where(v > size - 1, 2 * (size - 1) - v, v))
+
+
+def reflect_between(v: Tensor, lo: int, hi: int) -> Tensor:
+    """Mirror ``v`` once about the borders of ``[lo, hi - 1]`` (:func:`reflect` shifted by ``lo``)."""
+    return torch.where(v < lo, 2 * lo - v, torch.where(v > hi - 1, 2 * (hi - 1) - v, v))
 
 
 def in_range(v: Tensor, size: int) -> Tensor:
@@ -139,6 +147,31 @@ def patch_offsets(ps: int, dilation: int = 1, use_adj: bool = False) -> list[int
     """
     first = 0 if use_adj else -(ps // 2)
     return [dilation * (first + p) for p in range(ps)]
+
+
+def patch_coverage(size: int, stride: int, count: int, offsets: list[int], device=None) -> Tensor:
+    """How many (grid position, patch offset) pairs land on each pixel of an axis.
+
+    Grid position ``i < count`` sits at ``i * stride``; with ``offsets`` from
+    :func:`patch_offsets` the result ``[size]`` (int64) counts the pairs with
+    ``i * stride + offset == pixel``. The 2-d coverage of a frame is the outer
+    product of the two axes.
+    """
+    positions = torch.arange(count, device=device)[:, None] * stride + torch.tensor(offsets, device=device)
+    positions = positions[(positions >= 0) & (positions < size)]
+    return torch.bincount(positions, minlength=size)
+
+
+def rect_grid_size(extent: int, stride: int, span: int, only_full: bool) -> int:
+    """Query positions along one side of a rectangle of ``extent`` pixels.
+
+    Every ``stride``-th pixel from the rectangle's start, or with ``only_full``
+    only those whose whole patch (``span = dilation * (ps - 1) + 1`` pixels from
+    the position) fits inside: ``(extent - span) // stride + 1`` (at least 0).
+    """
+    if only_full:
+        return max(0, (extent - span) // stride + 1)
+    return grid_size(extent, stride)
 
 
 def bilinear_corners(y: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -144,3 +144,129 @@ class SearchParams:
     def invalid(self) -> float:
         """Distance of a candidate outside the key video: the worst possible value."""
         return float("-inf") if self.descending else float("inf")
+
+
+BORDERS = ("reflect", "zero")
+
+
+@dataclass(frozen=True)
+class AggParams:
+    """Parameters of the aggregation ops (:mod:`stnls.agg`), normalised.
+
+    Query ``(t, i, j)`` reads its neighbours around ``(t, i * stride_in, j * stride_in)``
+    of an ``in_h x in_w`` video and writes at ``(t, i * stride_out, j * stride_out)``
+    of an ``out_h x out_w`` one. ``sum_k`` adds the ``K`` neighbours into one
+    video instead of stacking them; ``pooled`` writes each query's patch into its
+    own ``ps x ps`` tile (:class:`stnls.agg.PooledPatchSum`).
+    """
+
+    ps: int
+    stride_in: int
+    stride_out: int
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    pt: int
+    dilation: int
+    reflect_bounds: bool
+    use_adj: bool
+    itype: str
+    sum_k: bool
+    pooled: bool
+
+    @classmethod
+    def create(cls, ps, stride_in, stride_out, in_h, in_w, out_h=0, out_w=0, pt=1, dilation=1,
+               reflect_bounds=True, use_adj=False, itype="float", sum_k=True,
+               pooled=False) -> "AggParams":
+        """Check every argument; ``out_h/out_w = 0`` pick the default output size.
+
+        The default is the input size, except with ``stride_out = 1`` and a
+        coarser input grid, where it is the query grid size.
+        """
+        check_choice("itype", itype, ITYPES)
+        ps = check_int("ps", ps, minimum=1)
+        stride_in = check_int("stride_in", stride_in, minimum=1)
+        stride_out = check_int("stride_out", stride_out, minimum=1)
+        in_h, in_w = check_int("H", in_h, minimum=1), check_int("W", in_w, minimum=1)
+        out_h, out_w = check_int("outH", out_h, minimum=0), check_int("outW", out_w, minimum=0)
+        pt = check_int("pt", pt, minimum=1)
+        dilation = check_int("dilation", dilation, minimum=1)
+        n_h, n_w = (in_h - 1) // stride_in + 1, (in_w - 1) // stride_in + 1
+        if pooled:
+            if pt != 1:
+                raise ValueError(f"PooledPatchSum supports pt=1 only, got pt={pt}")
+            out_h, out_w = ps * n_h, ps * n_w
+        else:
+            out_h = out_h or (n_h if stride_out == 1 and stride_in > 1 else in_h)
+            out_w = out_w or (n_w if stride_out == 1 and stride_in > 1 else in_w)
+            for name, size, n in (("outH", out_h, n_h), ("outW", out_w, n_w)):
+                if (size - 1) // stride_out + 1 != n:
+                    raise ValueError(f"{name}={size} with strideOut={stride_out} gives a query grid of "
+                                     f"{(size - 1) // stride_out + 1}, but the input grid has {n} "
+                                     f"(strideIn={stride_in})")
+        return cls(ps, stride_in, stride_out, in_h, in_w, out_h, out_w, pt, dilation,
+                   bool(reflect_bounds), bool(use_adj), itype, bool(sum_k), bool(pooled))
+
+    def as_args(self) -> tuple:
+        """The fields in schema order."""
+        return dataclasses.astuple(self)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Query grid ``(nH, nW)``."""
+        return (self.in_h - 1) // self.stride_in + 1, (self.in_w - 1) // self.stride_in + 1
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """Parameters of the patch unfold/fold ops (:mod:`stnls.tile`), normalised.
+
+    Patches are read from a ``T x H x W`` video around absolute positions;
+    patch pixels outside the half-open box ``[top, btm) x [left, right)`` are
+    mirrored back into it once (``reflect``) or count as zero.
+    """
+
+    T: int
+    H: int
+    W: int
+    ps: int
+    pt: int
+    dilation: int
+    use_adj: bool
+    reflect: bool
+    top: int
+    left: int
+    btm: int
+    right: int
+
+    @classmethod
+    def create(cls, T, H, W, ps, pt=1, dilation=1, use_adj=False, reflect=True,
+               box=None) -> "TileParams":
+        """Check every argument; ``box`` is ``(top, left, btm, right)``, default the frame."""
+        T, H, W = (check_int(name, v, minimum=1) for name, v in (("T", T), ("H", H), ("W", W)))
+        ps = check_int("ps", ps, minimum=1)
+        pt = check_int("pt", pt, minimum=1)
+        dilation = check_int("dilation", dilation, minimum=1)
+        top, left, btm, right = check_rectangle("coords", box, H, W)
+        return cls(T, H, W, ps, pt, dilation, bool(use_adj), bool(reflect), top, left, btm, right)
+
+    def as_args(self) -> tuple:
+        """The fields in schema order."""
+        return dataclasses.astuple(self)
+
+
+def check_rectangle(name: str, coords, H: int, W: int) -> tuple[int, int, int, int]:
+    """``coords = (top, left, btm, right)``, a non-empty half-open box inside an ``H x W`` frame.
+
+    None means the whole frame.
+    """
+    if coords is None:
+        return 0, 0, H, W
+    if len(coords) != 4:
+        raise ValueError(f"{name} must be (top, left, btm, right), got {coords!r}")
+    top, left, btm, right = (check_int(name, v) for v in coords)
+    if not (0 <= top < btm <= H and 0 <= left < right <= W):
+        raise ValueError(f"{name}=(top, left, btm, right)={tuple(coords)} must be a non-empty box "
+                         f"inside the {H}x{W} frame: 0 <= top < btm <= {H}, 0 <= left < right <= {W}")
+    return top, left, btm, right

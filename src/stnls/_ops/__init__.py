@@ -5,4 +5,4 @@ with its fake (meta) kernels and autograd formulas. Ops pick their backend per
 call (:mod:`stnls.backends`).
 """
 
-from . import search  # noqa: F401
+from . import agg, search, tile  # noqa: F401

@@ -1,0 +1,168 @@
+"""Ops ``stnls::agg_gather``, ``stnls::agg_scatter`` and ``stnls::agg_pair_grads``.
+
+``agg_gather(vid, weights, flows, *AggParams)`` stacks (or, with ``sum_k``,
+sums) the weighted neighbour patches of every query into videos normalised by
+their coverage; ``agg_scatter`` is its exact adjoint in the video; and
+``agg_pair_grads(y, vid, ...)`` differentiates ``<y, agg_gather(vid, ...)>`` by
+the weights and the offsets. Each op's backward is made of the other two.
+Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
+``weights [B, HD, T, nH, nW, K]``, ``flows [B, HD, T, nH, nW, K, 3]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import backends
+from ..params import AggParams
+from ..utils.checks import check_finite
+from .schema import params_schema
+
+_PARAMS = params_schema(AggParams)
+
+
+def gathered_shape(B: int, HD: int, T: int, C: int, K: int, p: AggParams) -> tuple[int, ...]:
+    """Shape of ``agg_gather``'s output."""
+    if p.sum_k:
+        return (B, HD, T, C, p.out_h, p.out_w)
+    return (B, HD, K, T, C, p.out_h, p.out_w)
+
+
+def check_agg_tensors(vid_shape, weights: Tensor, flows: Tensor, p: AggParams) -> None:
+    """Shape and dtype rules shared by the eager and fake kernels.
+
+    ``vid_shape`` is the ``[B, HD, T, C, H, W]`` of the video being read (gather)
+    or written (scatter).
+    """
+    B, HD, T, C, H, W = vid_shape
+    if (H, W) != (p.in_h, p.in_w):
+        raise ValueError(f"the video is {H}x{W} but the parameters expect {p.in_h}x{p.in_w}")
+    n_h, n_w = p.grid
+    if weights.dim() != 6 or tuple(weights.shape[:5]) != (B, HD, T, n_h, n_w):
+        raise ValueError(f"weights must be [B, HD, T, nH, nW, K] = [{B}, {HD}, {T}, {n_h}, {n_w}, K] "
+                         f"(query grid of a {H}x{W} video at stride0={p.stride_in}), got "
+                         f"{tuple(weights.shape)}")
+    if tuple(flows.shape) != (*weights.shape, 3):
+        raise ValueError(f"flows must be [B, HD, T, nH, nW, K, 3] = {[*weights.shape, 3]}, got "
+                         f"{tuple(flows.shape)}")
+    if p.itype == "int" and flows.dtype != torch.int32:
+        raise TypeError(f"itype='int' needs int32 flows, got {flows.dtype}")
+    if p.itype == "float" and not flows.is_floating_point():
+        raise TypeError(f"itype='float' needs floating-point flows, got {flows.dtype}")
+    if not weights.is_floating_point():
+        raise TypeError(f"weights must have a floating-point dtype, got {weights.dtype}")
+
+
+def _check_gathered(y: Tensor, weights: Tensor, p: AggParams) -> None:
+    B, HD, T = weights.shape[:3]
+    expected = gathered_shape(B, HD, T, y.shape[-3], weights.shape[-1], p)
+    if tuple(y.shape) != expected:
+        raise ValueError(f"the gathered tensor must be {list(expected)}, got {tuple(y.shape)}")
+
+
+def _check_finite_flows(flows: Tensor) -> None:
+    if flows.is_floating_point():
+        check_finite("flows", flows)
+
+
+# -- gather ------------------------------------------------------------------------------------
+
+
+def _gather(vid, weights, flows, *params):
+    p = AggParams(*params)
+    check_agg_tensors(vid.shape, weights, flows, p)
+    _check_finite_flows(flows)
+    return backends.choose(vid.device, "agg_gather").agg_gather(vid, weights, flows, p)
+
+
+agg_gather = torch.library.custom_op(
+    "stnls::agg_gather", _gather, mutates_args=(),
+    schema=f"(Tensor vid, Tensor weights, Tensor flows, {_PARAMS}) -> Tensor")
+
+
+@agg_gather.register_fake
+def _gather_fake(vid, weights, flows, *params):
+    p = AggParams(*params)
+    check_agg_tensors(vid.shape, weights, flows, p)
+    B, HD, T, C = vid.shape[:4]
+    return vid.new_empty(gathered_shape(B, HD, T, C, weights.shape[-1], p))
+
+
+# -- scatter -----------------------------------------------------------------------------------
+
+
+def _scatter(y, weights, flows, *params):
+    p = AggParams(*params)
+    _check_gathered(y, weights, p)
+    B, HD, T = weights.shape[:3]
+    check_agg_tensors((B, HD, T, y.shape[-3], p.in_h, p.in_w), weights, flows, p)
+    _check_finite_flows(flows)
+    return backends.choose(y.device, "agg_scatter").agg_scatter(y, weights, flows, p)
+
+
+agg_scatter = torch.library.custom_op(
+    "stnls::agg_scatter", _scatter, mutates_args=(),
+    schema=f"(Tensor y, Tensor weights, Tensor flows, {_PARAMS}) -> Tensor")
+
+
+@agg_scatter.register_fake
+def _scatter_fake(y, weights, flows, *params):
+    p = AggParams(*params)
+    _check_gathered(y, weights, p)
+    B, HD, T = weights.shape[:3]
+    check_agg_tensors((B, HD, T, y.shape[-3], p.in_h, p.in_w), weights, flows, p)
+    return y.new_empty((B, HD, T, y.shape[-3], p.in_h, p.in_w))
+
+
+# -- gradients by weights and offsets ------------------------------------------------------------
+
+
+def _pair_grads(y, vid, weights, flows, want_flows, *params):
+    p = AggParams(*params)
+    return backends.choose(vid.device, "agg_pair_grads").agg_pair_grads(
+        y, vid, weights, flows, want_flows, p)
+
+
+agg_pair_grads = torch.library.custom_op(
+    "stnls::agg_pair_grads", _pair_grads, mutates_args=(),
+    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_flows, {_PARAMS}) "
+            "-> (Tensor, Tensor)"))
+
+
+@agg_pair_grads.register_fake
+def _pair_grads_fake(y, vid, weights, flows, want_flows, *params):
+    flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
+    return torch.empty_like(weights), flows.new_empty(flows.shape, dtype=flows_dtype)
+
+
+# -- autograd ----------------------------------------------------------------------------------
+
+
+def _setup(ctx, inputs, output):
+    first, weights, flows, *params = inputs
+    ctx.params = params
+    ctx.flows_need_grad = flows.requires_grad
+    ctx.save_for_backward(first, weights, flows)
+
+
+def _offset_grad(ctx, grad_flows):
+    return grad_flows if ctx.flows_need_grad else None
+
+
+def _gather_backward(ctx, grad):
+    vid, weights, flows = ctx.saved_tensors
+    grad_vid = agg_scatter(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
+    grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
+    return (grad_vid, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
+
+
+def _scatter_backward(ctx, grad):
+    y, weights, flows = ctx.saved_tensors
+    grad_y = agg_gather(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
+    grad_w, grad_f = agg_pair_grads(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
+    return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
+
+
+agg_gather.register_autograd(_gather_backward, setup_context=_setup)
+agg_scatter.register_autograd(_scatter_backward, setup_context=_setup)

@@ -1,0 +1,84 @@
+"""Reference patch unfold/fold at absolute positions (``unfold_k`` and its adjoint ``fold_k``).
+
+Normalised inputs (see :mod:`stnls._ops.tile`): ``vid [B, T, C, H, W]``,
+``inds [B, Q, K, 3]`` absolute integer ``(t, h, w)`` patch positions,
+``patches [B, Q, K, pt, C, ps, ps]``. Element ``(pk, a, b)`` of the patch at
+``(t, h, w)`` is the pixel ``(reflect_T(t + pk), h + d[a], w + d[b])`` with
+``d = patch_offsets(ps, dilation, use_adj)``; rows and columns outside the box
+``[top, btm) x [left, right)`` are mirrored into it once (``reflect``) or read
+as zero. ``fold_k`` adds every patch element back where ``unfold_k`` read it,
+so the two are exact adjoints.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from ... import geometry as geo
+from ...params import TileParams
+from .patch_map import Tap, chunks, gather_rows, scatter_rows
+from .sampling import channels_last_rows, corners
+from .search import compute_dtype
+
+
+def _axis(v: Tensor, lo: int, hi: int, reflect: bool) -> tuple[Tensor, Tensor]:
+    if reflect:
+        v = geo.reflect_between(v, lo, hi)
+    return v, (v >= lo) & (v < hi)
+
+
+def _taps(index: Tensor, inds: Tensor, Q: int, K: int, p: TileParams) -> Iterator[Tap]:
+    """Taps of items ``index`` (global over ``B * Q``); ``inds [B*Q, K, 3]``."""
+    batch = index // Q
+    at = inds[index].long()
+    offsets = geo.patch_offsets(p.ps, p.dilation, p.use_adj)
+    first = (index[:, None] * K + torch.arange(K, device=index.device)) * p.pt
+    for pk in range(p.pt):
+        src_t = geo.reflect(at[..., 0] + pk, p.T)
+        frame = (batch[:, None] * p.T + src_t.clamp(0, p.T - 1)) * (p.H * p.W)
+        ok_t = geo.in_range(src_t, p.T)
+        for a, dy in enumerate(offsets):
+            y, ok_y = _axis(at[..., 1] + dy, p.top, p.btm, p.reflect)
+            for b, dx in enumerate(offsets):
+                x, ok_x = _axis(at[..., 2] + dx, p.left, p.right, p.reflect)
+                valid = ok_t & ok_y & ok_x
+                dest = ((first + pk) * p.ps + a) * p.ps + b
+                yield Tap(dest, corners(frame, y, x, p.H, p.W), valid, None, None)
+
+
+def _items(inds: Tensor, C: int, p: TileParams, dtype):
+    B, Q, K = inds.shape[:3]
+    per_item = K * p.pt * p.ps * p.ps * (C * 2 + 8) * torch.finfo(dtype).bits // 8
+    return chunks(B * Q, per_item, inds.device)
+
+
+def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
+    """``patches [B, Q, K, pt, C, ps, ps]`` read at ``inds`` (see the module doc)."""
+    B, Q, K = inds.shape[:3]
+    C = vid.shape[2]
+    dtype = compute_dtype(vid.dtype)
+    src = channels_last_rows(vid[:, None], dtype)
+    flat = inds.reshape(B * Q, K, 3)
+    dest = torch.zeros(B * Q * K * p.pt * p.ps * p.ps, C, dtype=dtype, device=vid.device)
+    for index in _items(inds, C, p, dtype):
+        ones = torch.ones(len(index), K, dtype=dtype, device=vid.device)
+        gather_rows(src, dest, _taps(index, flat, Q, K, p), ones)
+    patches = dest.view(B, Q, K, p.pt, p.ps, p.ps, C).permute(0, 1, 2, 3, 6, 4, 5)
+    return patches.contiguous().to(vid.dtype)
+
+
+def fold_k(patches: Tensor, inds: Tensor, p: TileParams) -> Tensor:
+    """Adjoint of :func:`unfold_k`: ``vid [B, T, C, H, W]`` summing every patch element."""
+    B, Q, K = inds.shape[:3]
+    C = patches.shape[4]
+    dtype = compute_dtype(patches.dtype)
+    rows = patches.to(dtype).permute(0, 1, 2, 3, 5, 6, 4).reshape(-1, C)
+    flat = inds.reshape(B * Q, K, 3)
+    out = torch.zeros(B * p.T * p.H * p.W, C, dtype=dtype, device=patches.device)
+    for index in _items(inds, C, p, dtype):
+        ones = torch.ones(len(index), K, dtype=dtype, device=patches.device)
+        scatter_rows(rows, out, _taps(index, flat, Q, K, p), ones)
+    return out.view(B, p.T, p.H, p.W, C).permute(0, 1, 4, 2, 3).contiguous().to(patches.dtype)
