@@ -38,6 +38,7 @@ __all__ = [
     "patch_offsets",
     "patch_coverage",
     "rect_grid_size",
+    "raster_positions",
     "bilinear_corners",
 ]
 
@@ -172,6 +173,14 @@ def rect_grid_size(extent: int, stride: int, span: int, only_full: bool) -> int:
     if only_full:
         return max(0, (extent - span) // stride + 1)
     return grid_size(extent, stride)
+
+
+def raster_positions(index: Tensor, n_h: int, n_w: int, stride: int, origin_h: int = 0,
+                     origin_w: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Absolute ``(t, h, w)`` of raster queries on a grid of ``n_h x n_w`` per frame
+    starting at ``(origin_h, origin_w)`` with step ``stride``."""
+    t, i, j = decode_queries(index, n_h, n_w)
+    return t, origin_h + i * stride, origin_w + j * stride
 
 
 def bilinear_corners(y: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -100,7 +100,7 @@ def _taps(index: Tensor, flows: Tensor, T: int, K: int, p: AggParams, dtype) -> 
                 dest_ok = geo.in_range(dest_h, p.out_h) & geo.in_range(dest_w, p.out_w)
                 valid = ok_t & src_h_ok & src_w_ok & dest_ok[:, None]
                 dest = dest_frame + (dest_h * p.out_w + dest_w)[:, None]
-                yield Tap(torch.where(valid, dest, 0), corners(src_frame, src_h, src_w, p.in_h, p.in_w),
+                yield Tap(torch.where(valid, dest, 0), corners(src_frame, src_h, src_w, p.in_h, p.in_w, mirror=True),
                           valid, sign_h * flip_h, sign_w * flip_w)
 
 

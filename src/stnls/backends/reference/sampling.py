@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...geometry import bilinear_corners, in_range
+from ...geometry import bilinear_corners, in_range, reflect
 
 
 def channels_last_rows(vid: Tensor, dtype: torch.dtype) -> Tensor:
@@ -43,13 +43,16 @@ class Corner(NamedTuple):
     dweight_dx: Tensor | None
 
 
-def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int) -> list[Corner]:
+def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int,
+            mirror: bool = False) -> list[Corner]:
     """Corners to read for samples at ``(y, x)`` of the frames starting at ``frame_row``.
 
     Integer positions give one corner of weight 1 (``weight`` is None). Real
-    positions give the four bilinear corners; corners outside the frame get
-    weight 0 (they only occur with a zero weight at the last row or column).
-    All arguments broadcast.
+    positions give the four bilinear corners. A corner outside the frame only
+    occurs with a zero weight, at a sample exactly on the last row or column;
+    it reads 0 (weight and derivatives 0), or with ``mirror`` the mirrored
+    pixel, so that the derivative there is the right-sided difference of the
+    reflect-padded frame. Values are the same either way. All arguments broadcast.
     """
     if not y.is_floating_point():
         return [Corner(frame_row + y.clamp(0, H - 1) * W + x.clamp(0, W - 1), None, None, None)]
@@ -59,6 +62,8 @@ def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int) -> list[Cor
     for dy, wy, sy in ((0, wy0, -1.0), (1, wy1, 1.0)):
         for dx, wx, sx in ((0, wx0, -1.0), (1, wx1, 1.0)):
             yy, xx = y0 + dy, x0 + dx
+            if mirror:
+                yy, xx = reflect(yy, H), reflect(xx, W)
             inside = (in_range(yy, H) & in_range(xx, W)).to(y.dtype)
             row = frame_row + yy.clamp(0, H - 1) * W + xx.clamp(0, W - 1)
             out.append(Corner(row, wy * wx * inside, sy * wx * inside, sx * wy * inside))

@@ -1,0 +1,132 @@
+"""Module forms of the aggregation functions (they store the configuration)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import functional as fn
+
+_COMMON = ("pt", "dilation", "reflect_bounds", "use_adj", "itype")
+
+
+class _Aggregation(torch.nn.Module):
+    _ARGUMENTS: tuple[str, ...] = ()
+
+    def _store(self, arguments: dict) -> None:
+        for name in self._ARGUMENTS:
+            setattr(self, name, arguments[name])
+
+    def _kwargs(self) -> dict:
+        return {name: getattr(self, name) for name in self._ARGUMENTS}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._ARGUMENTS)
+
+
+class WeightedPatchSum(_Aggregation):
+    """Weighted patch sum of the search's neighbours, in the input's layout (:func:`stnls.agg.wpsum`).
+
+    Args:
+        ps (int): patch side.
+        stride0 (int): query grid stride of the search.
+        pt (int): temporal patch length. Default 1.
+        dilation (int): spacing of patch pixels. Default 1.
+        reflect_bounds (bool): mirror patch pixels at the borders. Default True.
+        use_adj (bool): patch positions are top-left corners. Default False.
+        itype (str): ``"float"`` (bilinear) or ``"int"``. Default ``"float"``.
+
+    Call ``agg(vid, weights, flows)`` with ``vid [B, T, HD*C, H, W]`` (returns the
+    same shape) or ``[B, HD, T, C, H, W]`` (returns 6-d).
+
+    Examples::
+
+        >>> agg = stnls.agg.WeightedPatchSum(ps=3, stride0=1)
+        >>> V_out = agg(v_vid, weights, srch_flows)       # [B, T, F, H, W]
+    """
+
+    _ARGUMENTS = ("ps", "stride0") + _COMMON
+
+    def __init__(self, ps, stride0, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
+                 itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.wpsum(vid, weights, flows, **self._kwargs())
+
+
+class NonLocalGather(_Aggregation):
+    """Stack the weighted neighbour patches into ``K`` videos ``[B, HD, K, T, C, H, W]``
+    (:func:`stnls.agg.gather`). Arguments as :class:`WeightedPatchSum`; defaults
+    ``ps=1, stride0=1``."""
+
+    _ARGUMENTS = ("ps", "stride0") + _COMMON
+
+    def __init__(self, ps=1, stride0=1, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
+                 itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.gather(vid, weights, flows, **self._kwargs())
+
+
+class NonLocalScatter(_Aggregation):
+    """Exact adjoint of :class:`NonLocalGather`: ``scatter(stack, weights, flows)``
+    returns ``[B, HD, T, C, H, W]`` (:func:`stnls.agg.scatter`)."""
+
+    _ARGUMENTS = ("ps", "stride0") + _COMMON
+
+    def __init__(self, ps=1, stride0=1, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
+                 itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, stack: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.scatter(stack, weights, flows, **self._kwargs())
+
+
+class NonLocalGatherAdd(_Aggregation):
+    """Weighted patch sum on an output grid, ``[B, HD, T, C, outH, outW]``
+    (:func:`stnls.agg.gather_add`)."""
+
+    _ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW") + _COMMON
+
+    def __init__(self, ps, strideIn, strideOut, outH=0, outW=0, pt=1, dilation=1,
+                 reflect_bounds=True, use_adj=False, itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.gather_add(vid, weights, flows, **self._kwargs())
+
+
+class NonLocalScatterAdd(_Aggregation):
+    """Exact adjoint of :class:`NonLocalGatherAdd` with the same arguments
+    (:func:`stnls.agg.scatter_add`); ``inH, inW`` size the result."""
+
+    _ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW", "inH", "inW") + _COMMON
+
+    def __init__(self, ps, strideIn, strideOut, outH=0, outW=0, inH=0, inW=0, pt=1, dilation=1,
+                 reflect_bounds=True, use_adj=False, itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.scatter_add(vid, weights, flows, **self._kwargs())
+
+
+class PooledPatchSum(_Aggregation):
+    """Weighted patch sum kept in non-overlapping ``ps x ps`` tiles,
+    ``[B, HD, T, C, ps*nH, ps*nW]`` (:func:`stnls.agg.pool`)."""
+
+    _ARGUMENTS = ("ps", "stride0") + _COMMON
+
+    def __init__(self, ps, stride0, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
+                 itype="float"):
+        super().__init__()
+        self._store(locals())
+
+    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
+        return fn.pool(vid, weights, flows, **self._kwargs())
