@@ -34,7 +34,16 @@ def test_gather_family_gradcheck(name, itype):
     vid, weights, flows = _inputs(itype)
     op = OPS[name]
     assert gradcheck(lambda v, w, f: op(v, w, f, itype), (vid, weights, flows), eps=1e-6,
-                     atol=1e-7)
+                     atol=1e-7, fast_mode=True)
+
+
+def test_gather_full_jacobian():
+    vid, weights, flows = make(B=1, HD=1, T=2, C=1, H=4, W=4, K=2, itype="float", spread=3.0,
+                               seed=5)
+    for tensor in (vid, weights, flows):
+        tensor.requires_grad_()
+    assert gradcheck(lambda v, w, f: stnls.agg.gather(v, w, f, ps=3), (vid, weights, flows),
+                     eps=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("itype", ["float", "int"])
@@ -42,14 +51,14 @@ def test_scatter_gradcheck(itype):
     vid, weights, flows = _inputs(itype, seed=1)
     stack = torch.randn(1, 1, 2, 2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda s, w, f: stnls.agg.scatter(s, w, f, ps=3, itype=itype),
-                     (stack, weights, flows), eps=1e-6, atol=1e-7)
+                     (stack, weights, flows), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
 def test_scatter_add_gradcheck():
     vid, weights, flows = _inputs("float", stride=2, seed=2)
     y = torch.randn(1, 1, 2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda s, w, f: stnls.agg.scatter_add(s, w, f, ps=3, strideIn=2, strideOut=2),
-                     (y, weights, flows), eps=1e-6, atol=1e-7)
+                     (y, weights, flows), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
 def test_int_flows_get_no_gradient():
