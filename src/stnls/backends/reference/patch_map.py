@@ -53,6 +53,8 @@ def gather_rows(src: Tensor, dest: Tensor, taps: Iterable[Tap], weights: Tensor)
     C = src.shape[1]
     for tap in taps:
         value = torch.where(tap.valid[..., None], read(src, tap.corners) * weights[..., None], 0)
+        if tap.dest.shape[-1] == 1:  # every neighbour writes the same row: add them first
+            value = value.sum(-2, keepdim=True)
         dest.index_add_(0, tap.dest.expand(value.shape[:-1]).reshape(-1), value.reshape(-1, C))
 
 

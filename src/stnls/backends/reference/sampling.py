@@ -58,16 +58,22 @@ def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int,
         return [Corner(frame_row + y.clamp(0, H - 1) * W + x.clamp(0, W - 1), None, None, None)]
     y0, wy0, wy1 = bilinear_corners(y)
     x0, wx0, wx1 = bilinear_corners(x)
+    rows = [_axis_corner(y0 + d, H, mirror) for d in (0, 1)]
+    cols = [_axis_corner(x0 + d, W, mirror) for d in (0, 1)]
     out = []
-    for dy, wy, sy in ((0, wy0, -1.0), (1, wy1, 1.0)):
-        for dx, wx, sx in ((0, wx0, -1.0), (1, wx1, 1.0)):
-            yy, xx = y0 + dy, x0 + dx
-            if mirror:
-                yy, xx = reflect(yy, H), reflect(xx, W)
-            inside = (in_range(yy, H) & in_range(xx, W)).to(y.dtype)
-            row = frame_row + yy.clamp(0, H - 1) * W + xx.clamp(0, W - 1)
-            out.append(Corner(row, wy * wx * inside, sy * wx * inside, sx * wy * inside))
+    for (yy, y_in), wy, sy in ((rows[0], wy0, -1.0), (rows[1], wy1, 1.0)):
+        for (xx, x_in), wx, sx in ((cols[0], wx0, -1.0), (cols[1], wx1, 1.0)):
+            inside = (y_in & x_in).to(y.dtype)
+            out.append(Corner(frame_row + yy * W + xx, wy * wx * inside, sy * wx * inside,
+                              sx * wy * inside))
     return out
+
+
+def _axis_corner(v: Tensor, size: int, mirror: bool) -> tuple[Tensor, Tensor]:
+    """A corner coordinate clamped into range (safe to read), and whether it is inside."""
+    if mirror:
+        v = reflect(v, size)
+    return v.clamp(0, size - 1), in_range(v, size)
 
 
 def read(rows: Tensor, corner_list: list[Corner]) -> Tensor:
