@@ -192,3 +192,31 @@ def test_bad_input():
         stnls.tile.fold_k(torch.randn(1, 3, 2, 1, 2, 3, 3), inds, vid.shape, normalize="mean")
     with pytest.raises(ValueError, match="patches must be"):
         stnls.tile.fold_k(torch.randn(1, 3, 2, 1, 3, 3, 3), inds, vid.shape)
+
+
+def test_folding_in_place_equals_folding():
+    vid = torch.randn(1, 2, 3, 9, 8, dtype=torch.float64)
+    kwargs = dict(coords=(1, 1, 8, 7), stride=2, border="zero")
+    total = stnls.tile.num_queries(vid.shape, 3, (1, 1, 8, 7), stride=2)
+    out = torch.zeros_like(vid)
+    counts = torch.zeros(1, 2, 1, 9, 8, dtype=torch.float64)
+    for start in range(0, total, 7):
+        part = stnls.tile.iunfold(vid, 3, start=start, num=min(7, total - start), **kwargs)
+        stnls.tile.ifoldz(part, vid.shape, start=start, out=out, counts=counts, **kwargs)
+    whole = stnls.tile.iunfold(vid, 3, **kwargs)
+    expected, expected_counts = stnls.tile.ifoldz(whole, vid.shape, **kwargs)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(counts, expected_counts)
+    with pytest.raises(ValueError, match="contiguous float32 or float64"):
+        stnls.tile.ifold(whole, vid.shape, out=out.float().transpose(3, 4).contiguous()
+                         .transpose(3, 4), **kwargs)
+    with pytest.raises(ValueError, match=r"out must be \[B, T, C, H, W\]"):
+        stnls.tile.ifold(whole, vid.shape, out=out[:, :1], **kwargs)
+
+
+def test_opcheck_fold_accumulate():
+    inds = _random_inds(1, 4, 2, 2, 5, 4, seed=5)
+    args = TileParams.create(2, 5, 4, 3).as_args()
+    patches = torch.randn(1, 4, 2, 1, 2, 3, 3)
+    out = torch.zeros(1, 2, 2, 5, 4)
+    torch.library.opcheck(torch.ops.stnls.fold_k_accumulate_.default, (out, patches, inds, *args))

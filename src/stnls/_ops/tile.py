@@ -97,6 +97,38 @@ def _fold_fake(patches, inds, *params):
     return patches.new_empty((patches.shape[0], p.T, patches.shape[4], p.H, p.W))
 
 
+def _fold_accumulate(out, patches, inds, *params):
+    p = TileParams(*params)
+    check_inds(inds, patches.shape[0])
+    check_patches(patches, inds, p)
+    check_accumulator(out, patches, p)
+    check_positions(inds, p)
+    backends.choose(out.device, "fold_k_accumulate_").fold_k_accumulate_(out, patches, inds, p)
+
+
+fold_k_accumulate_ = torch.library.custom_op(
+    "stnls::fold_k_accumulate_", _fold_accumulate, mutates_args=("out",),
+    schema=f"(Tensor(a!) out, Tensor patches, Tensor inds, {_PARAMS}) -> ()")
+
+
+@fold_k_accumulate_.register_fake
+def _fold_accumulate_fake(out, patches, inds, *params):
+    p = TileParams(*params)
+    check_inds(inds, patches.shape[0])
+    check_patches(patches, inds, p)
+    check_accumulator(out, patches, p)
+
+
+def check_accumulator(out: Tensor, patches: Tensor, p: TileParams) -> None:
+    """``out`` must be a contiguous float32/float64 ``[B, T, C, H, W]`` video."""
+    expected = (patches.shape[0], p.T, patches.shape[4], p.H, p.W)
+    if tuple(out.shape) != expected:
+        raise ValueError(f"out must be [B, T, C, H, W] = {list(expected)}, got {tuple(out.shape)}")
+    if out.dtype not in (torch.float32, torch.float64) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous float32 or float64 tensor, got {out.dtype}"
+                         f"{'' if out.is_contiguous() else ' (not contiguous)'}")
+
+
 def _setup(ctx, inputs, output):
     ctx.params = inputs[2:]
     ctx.save_for_backward(inputs[1])

@@ -223,17 +223,9 @@ def iunfold(vid: Tensor, ps: int, coords=None, stride: int = 1, dilation: int = 
     return torch.ops.stnls.unfold_k(vid, inds, *p.as_args())
 
 
-def ifoldz(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: int = 1,
-           use_adj: bool = False, only_full: bool = False, border: str = "reflect",
-           start: int = 0) -> tuple[Tensor, Tensor]:
-    """Fold a batch of :func:`iunfold` patches and count the contributions.
-
-    Returns ``(vid, counts)``: ``vid [B, T, C, H, W]`` is the exact adjoint of
-    :func:`iunfold` with the same arguments applied to ``patches`` (each element
-    added where it was read), ``counts [B, T, 1, H, W]`` the number of patch
-    elements added to each pixel. Sum both over the batches of a sweep and
-    divide (where ``counts > 0``) to average the overlapping patches.
-    """
+def _fold_batch(patches: Tensor, vid_shape, coords, stride, dilation, use_adj, only_full, border,
+                start) -> tuple[Tensor, TileParams]:
+    """Checked positions and parameters of a batch of :func:`iunfold` patches."""
     patches = check_tensor("patches", patches, (7,))
     B, T, C, H, W = _video_shape(vid_shape)
     if patches.shape[0] != B or patches.shape[2] != 1 or patches.shape[4] != C \
@@ -243,14 +235,49 @@ def ifoldz(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: i
     ps, pt = patches.shape[5], patches.shape[3]
     raster, box = _raster(T, H, W, ps, coords, stride, dilation, use_adj, only_full)
     p = _border_params(T, H, W, ps, pt, dilation, use_adj, border, box)
-    inds = _batch_inds(raster, start, patches.shape[1], B, patches.device)
-    vid = torch.ops.stnls.fold_k(patches, inds, *p.as_args())
-    return vid, _fold_counts(patches, inds, p, None)
+    return _batch_inds(raster, start, patches.shape[1], B, patches.device), p
+
+
+def _accumulate(out: Tensor, patches: Tensor, inds: Tensor, p: TileParams) -> Tensor:
+    check_same(("out", "patches"), out, patches, "device")
+    torch.ops.stnls.fold_k_accumulate_(out, patches, inds, *p.as_args())
+    return out
+
+
+def ifoldz(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: int = 1,
+           use_adj: bool = False, only_full: bool = False, border: str = "reflect",
+           start: int = 0, out: Tensor | None = None,
+           counts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Fold a batch of :func:`iunfold` patches and count the contributions.
+
+    Returns ``(vid, counts)``: ``vid [B, T, C, H, W]`` is the exact adjoint of
+    :func:`iunfold` with the same arguments applied to ``patches`` (each element
+    added where it was read), ``counts [B, T, 1, H, W]`` the number of patch
+    elements added to each pixel. Sum both over the batches of a sweep and
+    divide (where ``counts > 0``) to average the overlapping patches.
+
+    Other Parameters:
+        out (Tensor[B, T, C, H, W] or None): if given (contiguous float32/float64),
+            the folded batch is added into it in place and it is returned; memory
+            then stays bounded by the batch, however large the video. Not
+            differentiable. Default None.
+        counts (Tensor[B, T, 1, H, W] or None): the same for the counts. Default None.
+    """
+    inds, p = _fold_batch(patches, vid_shape, coords, stride, dilation, use_adj, only_full,
+                          border, start)
+    ones = patches.new_ones((*patches.shape[:4], 1, p.ps, p.ps))
+    if out is not None:
+        vid = _accumulate(out, patches.detach(), inds, p)
+    else:
+        vid = torch.ops.stnls.fold_k(patches, inds, *p.as_args())
+    if counts is not None:
+        return vid, _accumulate(counts, ones, inds, p)
+    return vid, torch.ops.stnls.fold_k(ones, inds, *p.as_args())
 
 
 def ifold(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: int = 1,
           use_adj: bool = False, only_full: bool = False, border: str = "reflect",
-          start: int = 0, normalize: str = "sum") -> Tensor:
+          start: int = 0, normalize: str = "sum", out: Tensor | None = None) -> Tensor:
     """Fold a batch of :func:`iunfold` patches (queries ``start .. start + len - 1``).
 
     ``normalize="sum"`` returns the exact adjoint of :func:`iunfold` (sum over a
@@ -259,10 +286,20 @@ def ifold(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: in
     normalise over several batches). Arguments as :func:`iunfold`; ``vid_shape``
     is ``(B, T, C, H, W)``.
 
+    Other Parameters:
+        out (Tensor[B, T, C, H, W] or None): accumulate in place (see
+            :func:`ifoldz`); needs ``normalize="sum"``. Default None.
+
     Returns:
         Tensor[B, T, C, H, W].
     """
     check_choice("normalize", normalize, NORMALIZE)
+    if out is not None:
+        if normalize != "sum":
+            raise ValueError("ifold(out=...) accumulates sums and needs normalize='sum'")
+        inds, p = _fold_batch(patches, vid_shape, coords, stride, dilation, use_adj, only_full,
+                              border, start)
+        return _accumulate(out, patches.detach(), inds, p)
     vid, counts = ifoldz(patches, vid_shape, coords, stride, dilation, use_adj, only_full, border,
                          start)
     return _normalise(vid, counts, normalize)

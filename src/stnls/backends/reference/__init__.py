@@ -2,7 +2,7 @@
 
 from .agg import agg_gather, agg_pair_grads, agg_scatter
 from .search import non_local_search, non_local_search_backward
-from .tile import fold_k, unfold_k
+from .tile import fold_k, fold_k_accumulate_, unfold_k
 
 __all__ = ["non_local_search", "non_local_search_backward", "agg_gather", "agg_scatter",
-           "agg_pair_grads", "unfold_k", "fold_k"]
+           "agg_pair_grads", "unfold_k", "fold_k", "fold_k_accumulate_"]

@@ -58,11 +58,16 @@ def gather_rows(src: Tensor, dest: Tensor, taps: Iterable[Tap], weights: Tensor)
         dest.index_add_(0, tap.dest.expand(value.shape[:-1]).reshape(-1), value.reshape(-1, C))
 
 
-def scatter_rows(dest: Tensor, src_out: Tensor, taps: Iterable[Tap], weights: Tensor) -> None:
-    """Adjoint of :func:`gather_rows`: ``src_out(tap.corners) += weights * dest[tap.dest]``."""
+def scatter_rows(dest: Tensor, src_out: Tensor, taps: Iterable[Tap], weights: Tensor,
+                 write: Callable = write_add) -> None:
+    """Adjoint of :func:`gather_rows`: ``src_out(tap.corners) += weights * dest[tap.dest]``.
+
+    ``write(src_out, corners, values)`` does the adding (default: into a
+    channels-last row table).
+    """
     for tap in taps:
         value = F.embedding(tap.dest, dest) * weights[..., None]
-        write_add(src_out, tap.corners, torch.where(tap.valid[..., None], value, 0))
+        write(src_out, tap.corners, torch.where(tap.valid[..., None], value, 0))
 
 
 def pair_gradients(dest: Tensor, src: Tensor, taps: Iterable[Tap], weights: Tensor,

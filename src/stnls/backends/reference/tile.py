@@ -20,7 +20,7 @@ from torch import Tensor
 from ... import geometry as geo
 from ...params import TileParams
 from .patch_map import Tap, chunks, gather_rows, scatter_rows
-from .sampling import channels_last_rows, corners
+from .sampling import Corner, channels_last_rows, corners
 from .search import compute_dtype
 
 
@@ -72,13 +72,37 @@ def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
 
 def fold_k(patches: Tensor, inds: Tensor, p: TileParams) -> Tensor:
     """Adjoint of :func:`unfold_k`: ``vid [B, T, C, H, W]`` summing every patch element."""
+    out = torch.zeros(inds.shape[0], p.T, patches.shape[4], p.H, p.W,
+                      dtype=compute_dtype(patches.dtype), device=patches.device)
+    fold_k_accumulate_(out, patches, inds, p)
+    return out.to(patches.dtype)
+
+
+def _write_channels_first(plane: int):
+    """A ``write`` for :func:`scatter_rows` adding into a flat contiguous ``[B, T, C, H, W]`` video.
+
+    Row ``r`` of the channels-last table is pixel ``r % plane`` of frame
+    ``r // plane``; channel ``c`` of it sits at ``(frame * C + c) * plane + pixel``.
+    """
+    def write(flat: Tensor, corner_list: list[Corner], values: Tensor) -> None:
+        C = values.shape[-1]
+        channel = torch.arange(C, device=values.device) * plane
+        for corner in corner_list:
+            row = corner.row.expand(values.shape[:-1])
+            index = (row // plane * C * plane + row % plane)[..., None] + channel
+            flat.index_add_(0, index.reshape(-1), values.reshape(-1).to(flat.dtype))
+    return write
+
+
+def fold_k_accumulate_(out: Tensor, patches: Tensor, inds: Tensor, p: TileParams) -> None:
+    """``out += fold_k(patches, inds)`` in place (``out`` contiguous ``[B, T, C, H, W]``),
+    with memory bounded by the chunk budget however large ``out`` is."""
     B, Q, K = inds.shape[:3]
     C = patches.shape[4]
-    dtype = compute_dtype(patches.dtype)
+    dtype = out.dtype
     rows = patches.to(dtype).permute(0, 1, 2, 3, 5, 6, 4).reshape(-1, C)
     flat = inds.reshape(B * Q, K, 3)
-    out = torch.zeros(B * p.T * p.H * p.W, C, dtype=dtype, device=patches.device)
+    write = _write_channels_first(p.H * p.W)
     for index in _items(inds, C, p, dtype):
-        ones = torch.ones(len(index), K, dtype=dtype, device=patches.device)
-        scatter_rows(rows, out, _taps(index, flat, Q, K, p), ones)
-    return out.view(B, p.T, p.H, p.W, C).permute(0, 1, 4, 2, 3).contiguous().to(patches.dtype)
+        ones = torch.ones(len(index), K, dtype=dtype, device=out.device)
+        scatter_rows(rows, out.view(-1), _taps(index, flat, Q, K, p), ones, write)
