@@ -48,12 +48,16 @@ def chunks(total: int, bytes_per_item: int, device) -> Iterable[Tensor]:
         yield torch.arange(start, min(start + step, total), device=device)
 
 
-def gather_rows(src: Tensor, dest: Tensor, taps: Iterable[Tap], weights: Tensor) -> None:
-    """``dest[tap.dest] += weights * src(tap.corners)`` for every valid tap."""
-    C = src.shape[1]
+def gather_rows(src: Tensor, dest: Tensor, taps: Iterable[Tap], weights: Tensor,
+                reader: Callable = read) -> None:
+    """``dest[tap.dest] += weights * src(tap.corners)`` for every valid tap.
+
+    ``reader(src, corners)`` samples the source (default: a channels-last row table).
+    """
+    C = dest.shape[1]
     for tap in taps:
-        value = torch.where(tap.valid[..., None], read(src, tap.corners) * weights[..., None], 0)
-        if tap.dest.shape[-1] == 1:  # every neighbour writes the same row: add them first
+        value = torch.where(tap.valid[..., None], reader(src, tap.corners) * weights[..., None], 0)
+        if tap.dest.shape[-1] == 1 < value.shape[-2]:  # all neighbours write one row: add first
             value = value.sum(-2, keepdim=True)
         dest.index_add_(0, tap.dest.expand(value.shape[:-1]).reshape(-1), value.reshape(-1, C))
 

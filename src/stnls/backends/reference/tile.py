@@ -20,7 +20,7 @@ from torch import Tensor
 from ... import geometry as geo
 from ...params import TileParams
 from .patch_map import Tap, chunks, gather_rows, scatter_rows
-from .sampling import Corner, channels_last_rows, corners
+from .sampling import Corner, corners
 from .search import compute_dtype
 
 
@@ -55,17 +55,34 @@ def _items(inds: Tensor, C: int, p: TileParams, dtype):
     return chunks(B * Q, per_item, inds.device)
 
 
+def _channels_first_index(row: Tensor, C: int, plane: int) -> Tensor:
+    """Flat indices ``[..., C]`` in a contiguous ``[B, T, C, H, W]`` video of the pixels
+    ``row`` of its channels-last table (pixel ``row % plane`` of frame ``row // plane``)."""
+    channel = torch.arange(C, device=row.device) * plane
+    return (row // plane * C * plane + row % plane)[..., None] + channel
+
+
+def _read_channels_first(C: int, plane: int, dtype):
+    """A ``reader`` for :func:`gather_rows` sampling a flat ``[B, T, C, H, W]`` video in place
+    (no channels-last copy of the video)."""
+    def reader(flat: Tensor, corner_list: list[Corner]) -> Tensor:
+        (corner,) = corner_list  # integer positions: one corner
+        return flat[_channels_first_index(corner.row, C, plane)].to(dtype)
+    return reader
+
+
 def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
     """``patches [B, Q, K, pt, C, ps, ps]`` read at ``inds`` (see the module doc)."""
     B, Q, K = inds.shape[:3]
     C = vid.shape[2]
     dtype = compute_dtype(vid.dtype)
-    src = channels_last_rows(vid[:, None], dtype)
+    reader = _read_channels_first(C, p.H * p.W, dtype)
+    src = vid.contiguous().view(-1)
     flat = inds.reshape(B * Q, K, 3)
     dest = torch.zeros(B * Q * K * p.pt * p.ps * p.ps, C, dtype=dtype, device=vid.device)
     for index in _items(inds, C, p, dtype):
         ones = torch.ones(len(index), K, dtype=dtype, device=vid.device)
-        gather_rows(src, dest, _taps(index, flat, Q, K, p), ones)
+        gather_rows(src, dest, _taps(index, flat, Q, K, p), ones, reader)
     patches = dest.view(B, Q, K, p.pt, p.ps, p.ps, C).permute(0, 1, 2, 3, 6, 4, 5)
     return patches.contiguous().to(vid.dtype)
 
@@ -79,17 +96,11 @@ def fold_k(patches: Tensor, inds: Tensor, p: TileParams) -> Tensor:
 
 
 def _write_channels_first(plane: int):
-    """A ``write`` for :func:`scatter_rows` adding into a flat contiguous ``[B, T, C, H, W]`` video.
-
-    Row ``r`` of the channels-last table is pixel ``r % plane`` of frame
-    ``r // plane``; channel ``c`` of it sits at ``(frame * C + c) * plane + pixel``.
-    """
+    """A ``write`` for :func:`scatter_rows` adding into a flat contiguous ``[B, T, C, H, W]`` video."""
     def write(flat: Tensor, corner_list: list[Corner], values: Tensor) -> None:
-        C = values.shape[-1]
-        channel = torch.arange(C, device=values.device) * plane
         for corner in corner_list:
-            row = corner.row.expand(values.shape[:-1])
-            index = (row // plane * C * plane + row % plane)[..., None] + channel
+            index = _channels_first_index(corner.row.expand(values.shape[:-1]), values.shape[-1],
+                                          plane)
             flat.index_add_(0, index.reshape(-1), values.reshape(-1).to(flat.dtype))
     return write
 
