@@ -4,6 +4,7 @@ from the documented semantics independently of the library's geometry code."""
 from __future__ import annotations
 
 import math
+from itertools import product
 
 import torch
 
@@ -45,52 +46,36 @@ def gather(vid, weights, flows, ps, stride_in, stride_out, out_h, out_w, pt=1, d
     counts = torch.zeros(T, out_h, out_w, dtype=vid.dtype)
     first = 0 if use_adj else -(ps // 2)
     span = [dilation * (first + a) for a in range(ps)]
-    for t in range(T):
-        for i in range(n_h):
-            for j in range(n_w):
-                for pk in range(pt):
-                    for a in range(ps):
-                        for b in range(ps):
-                            ry, rx = (i * ps + a, j * ps + b) if pooled else \
-                                (i * stride_out + span[a], j * stride_out + span[b])
-                            if t + pk < T and inside(ry, out_h) and inside(rx, out_w):
-                                counts[t + pk, ry, rx] += 1
+
+    def destination(i, j, a, b):
+        if pooled:
+            return i * ps + a, j * ps + b
+        return i * stride_out + span[a], j * stride_out + span[b]
+
+    for t, i, j, pk, a, b in product(range(T), range(n_h), range(n_w), range(pt), range(ps), range(ps)):
+        ry, rx = destination(i, j, a, b)
+        if t + pk < T and inside(ry, out_h) and inside(rx, out_w):
+            counts[t + pk, ry, rx] += 1
     if pooled:
         counts = torch.ones_like(counts)
-    for bb in range(B):
-        for hd in range(HD):
-            for t in range(T):
-                for i in range(n_h):
-                    for j in range(n_w):
-                        for k in range(K):
-                            f = flows[bb, hd, t, i, j, k].tolist()
-                            if integer:
-                                ft, fh, fw = (int(v) for v in f)
-                            else:
-                                ft, fh, fw = int(round(f[0])), f[1], f[2]
-                            at = mirror(t + ft, T)
-                            ah = mirror(i * stride_in + fh, H)
-                            aw = mirror(j * stride_in + fw, W)
-                            if not (inside(at, T) and inside(ah, H) and inside(aw, W)):
-                                continue
-                            w = weights[bb, hd, t, i, j, k]
-                            for pk in range(pt):
-                                rt, nt = t + pk, at + pk
-                                if reflect_bounds:
-                                    nt = mirror(nt, T)
-                                if rt >= T or not inside(nt, T):
-                                    continue
-                                for a in range(ps):
-                                    for b in range(ps):
-                                        ry, rx = (i * ps + a, j * ps + b) if pooled else \
-                                            (i * stride_out + span[a], j * stride_out + span[b])
-                                        ny, nx = ah + span[a], aw + span[b]
-                                        if reflect_bounds:
-                                            ny, nx = mirror(ny, H), mirror(nx, W)
-                                        if not (inside(ry, out_h) and inside(rx, out_w)
-                                                and inside(ny, H) and inside(nx, W)):
-                                            continue
-                                        value = sample(vid[bb, hd, nt], ny, nx)
-                                        out[bb, hd, k, rt, :, ry, rx] += w * value
+    for bb, hd, t, i, j, k in product(range(B), range(HD), range(T), range(n_h), range(n_w), range(K)):
+        f = flows[bb, hd, t, i, j, k].tolist()
+        if integer:
+            ft, fh, fw = (int(v) for v in f)
+        else:
+            ft, fh, fw = int(round(f[0])), f[1], f[2]
+        at, ah, aw = mirror(t + ft, T), mirror(i * stride_in + fh, H), mirror(j * stride_in + fw, W)
+        if not (inside(at, T) and inside(ah, H) and inside(aw, W)):
+            continue
+        for pk, a, b in product(range(pt), range(ps), range(ps)):
+            rt, nt = t + pk, at + pk
+            (ry, rx), ny, nx = destination(i, j, a, b), ah + span[a], aw + span[b]
+            if reflect_bounds:
+                nt, ny, nx = mirror(nt, T), mirror(ny, H), mirror(nx, W)
+            if rt >= T or not (inside(nt, T) and inside(ry, out_h) and inside(rx, out_w)
+                               and inside(ny, H) and inside(nx, W)):
+                continue
+            value = sample(vid[bb, hd, nt], ny, nx)
+            out[bb, hd, k, rt, :, ry, rx] += weights[bb, hd, t, i, j, k] * value
     out = out / counts.clamp(min=1)[:, None]
     return out.sum(2) if sum_k else out

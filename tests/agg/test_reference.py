@@ -120,3 +120,20 @@ def test_search_then_aggregate():
     one_hot[..., 0] = 1
     identity = stnls.agg.WeightedPatchSum(ps=3, stride0=1)(vid, one_hot, flows)
     torch.testing.assert_close(identity, vid, rtol=1e-5, atol=1e-5)
+
+
+def test_modules_call_the_functions():
+    vid, weights, flows = make(stride=2, seed=9)
+    modules = [
+        (stnls.agg.NonLocalGather(3, 2), stnls.agg.gather),
+        (stnls.agg.PooledPatchSum(3, 2), stnls.agg.pool),
+        (stnls.agg.NonLocalGatherAdd(3, 2, 2), stnls.agg.gather_add),
+    ]
+    for module, function in modules:
+        kwargs = {"strideIn": 2, "strideOut": 2} if function is stnls.agg.gather_add else {"stride0": 2}
+        torch.testing.assert_close(module(vid, weights, flows), function(vid, weights, flows, ps=3,
+                                                                         **kwargs))
+    stack = stnls.agg.gather(vid, weights, flows, ps=3, stride0=2)
+    torch.testing.assert_close(stnls.agg.NonLocalScatter(3, 2)(stack, weights, flows),
+                               stnls.agg.scatter(stack, weights, flows, ps=3, stride0=2))
+    assert "ps=3, stride0=2" in repr(stnls.agg.NonLocalScatter(3, 2))
