@@ -137,3 +137,19 @@ def test_modules_call_the_functions():
     torch.testing.assert_close(stnls.agg.NonLocalScatter(3, 2)(stack, weights, flows),
                                stnls.agg.scatter(stack, weights, flows, ps=3, stride0=2))
     assert "ps=3, stride0=2" in repr(stnls.agg.NonLocalScatter(3, 2))
+
+
+def test_non_contiguous_inputs():
+    vid, weights, flows = make(seed=10)
+    strided_vid = vid.transpose(-1, -2).contiguous().transpose(-1, -2)
+    strided_weights = weights.transpose(3, 4).contiguous().transpose(3, 4)
+    assert not strided_vid.is_contiguous() and not strided_weights.is_contiguous()
+    torch.testing.assert_close(stnls.agg.wpsum(strided_vid, strided_weights, flows, ps=3),
+                               stnls.agg.wpsum(vid, weights, flows, ps=3))
+
+
+def test_compiles_without_graph_breaks():
+    vid, weights, flows = make(dtype=torch.float32, seed=11)
+    compiled = torch.compile(lambda v, w, f: stnls.agg.wpsum(v, w, f, ps=3), backend="aot_eager",
+                             fullgraph=True)
+    torch.testing.assert_close(compiled(vid, weights, flows), stnls.agg.wpsum(vid, weights, flows, ps=3))
