@@ -148,3 +148,40 @@ def search(vid0, vid1, flows, p):
             flat = [anchored] + flat
         out[key] = flat if p["k"] <= 0 else flat[: p["k"]]
     return out
+
+
+def search_flow(fflow, bflow, wt, stride0):
+    """Accumulated search flows ``[B, T, W_t-1, 2, nH, nW]`` by following the
+    one-step flows point by point (bilinear, corner indices reflected)."""
+    B, T, _, H, W = fflow.shape
+    nH, nW = (H - 1) // stride0 + 1, (W - 1) // stride0 + 1
+    slots = min(2 * wt + 1, T)
+    out = torch.zeros(B, T, slots - 1, 2, nH, nW, dtype=fflow.dtype)
+
+    def sample(flow, y, x):
+        value = [0.0, 0.0]
+        for dy in (0, 1):
+            for dx in (0, 1):
+                yy, xx = math.floor(y) + dy, math.floor(x) + dx
+                weight = max(0.0, 1 - abs(yy - y)) * max(0.0, 1 - abs(xx - x))
+                row = min(max(reflect(yy, H), 0), H - 1)  # clamped beyond one reflection
+                col = min(max(reflect(xx, W), 0), W - 1)
+                for c in range(2):
+                    value[c] += weight * float(flow[c, row, col])
+        return value
+
+    for b in range(B):
+        for t in range(T):
+            frames = window_frames(t, wt, T)[:slots]
+            for nh in range(nH):
+                for nw in range(nW):
+                    for s in range(1, slots):
+                        if s == 1 or frames[s] == t - 1:  # start, and restart when turning back
+                            y, x = float(nh * stride0), float(nw * stride0)
+                        forward = frames[s] > t
+                        step = fflow[b, frames[s] - 1] if forward else bflow[b, frames[s] + 1]
+                        dx, dy = sample(step, y, x)
+                        y, x = y + dy, x + dx
+                        out[b, t, s - 1, 0, nh, nw] = x - nw * stride0
+                        out[b, t, s - 1, 1, nh, nw] = y - nh * stride0
+    return out
