@@ -139,12 +139,12 @@ def search(vid0, vid1, flows, p):
     for key, slots in candidates(vid0, vid1, flows, p).items():
         flat = [(d, ind) for entries in slots for d, ind, _ in entries]
         anchored = None
-        if p["self_action"] in ("anchor", "remove"):
+        if p["self_action"] in ("anchor", "anchor_self", "remove"):
             position = min(range(len(flat)), key=lambda n: sum(abs(v) for v in flat[n][1]))
             anchored = (flat[position][0], (0, 0, 0))
             flat = flat[:position] + flat[position + 1:]
         flat.sort(key=lambda e: -e[0] if descending else e[0])
-        if anchored is not None and p["self_action"] == "anchor":
+        if anchored is not None and p["self_action"] != "remove":
             flat = [anchored] + flat
         out[key] = flat if p["k"] <= 0 else flat[: p["k"]]
     return out

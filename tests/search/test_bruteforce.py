@@ -30,6 +30,7 @@ CASES = {
     "pt2": dict(pt=2, ps=3),
     "anchor": dict(self_action="anchor", k=3),
     "anchor_int": dict(self_action="anchor", itype="int", k=3),
+    "anchor_self": dict(self_action="anchor_self", k=3),
     "remove": dict(self_action="remove"),
     "keep_all": dict(k=-1),
     "wt0": dict(wt=0, ws=5, k=7),
@@ -55,7 +56,7 @@ def test_search_matches_bruteforce(name):
     expected = bruteforce.search(vid0, vid1, flows, p)
     ours = neighbor_lists(dists, inds)
     for key, want in expected.items():
-        if p["self_action"] == "anchor":
+        if p["self_action"] in ("anchor", "anchor_self"):
             assert ours[key][0][1] == (0.0, 0.0, 0.0)
             assert abs(ours[key][0][0] - want[0][0]) < 1e-9
             ours[key], want = ours[key][1:], want[1:]

@@ -19,6 +19,7 @@ CASES = {
     "no_reflect": dict(reflect_bounds=False, ps=3),
     "no_full_ws": dict(full_ws=False),
     "anchor": dict(self_action="anchor"),
+    "anchor_self": dict(self_action="anchor_self", itype="int"),
     "anchor_each_each": dict(self_action="anchor_each", topk_mode="each", k=2),
     "remove": dict(self_action="remove"),
     "remove_ref_frame": dict(self_action="remove_ref_frame"),
