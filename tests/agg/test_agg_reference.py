@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import stnls
-from tests.agg import brute
-from tests.agg.inputs import make
+import agg_bruteforce as brute
+from agg_inputs import make
 
 CONFIGS = [
     # ps, stride0, reflect_bounds, use_adj, dilation, itype
