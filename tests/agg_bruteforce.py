@@ -3,37 +3,20 @@ from the documented semantics independently of the library's geometry code."""
 
 from __future__ import annotations
 
-import math
 from itertools import product
 
 import torch
+from bruteforce import bilinear, inside
+from bruteforce import reflect as mirror
 
-
-def mirror(v, size):
-    if v < 0:
-        return -v
-    if v > size - 1:
-        return 2 * (size - 1) - v
-    return v
-
-
-def inside(v, size):
-    return 0 <= v <= size - 1
+__all__ = ["gather", "mirror", "inside", "sample"]
 
 
 def sample(frame, y, x):
     """``frame [C, H, W]`` at integer or real ``(y, x)`` (bilinear, outside corners = 0)."""
-    C, H, W = frame.shape
     if isinstance(y, int) and isinstance(x, int):
         return frame[:, y, x]
-    y0, x0 = math.floor(y), math.floor(x)
-    value = torch.zeros(C, dtype=frame.dtype)
-    for yy in (y0, y0 + 1):
-        for xx in (x0, x0 + 1):
-            weight = max(0.0, 1 - abs(y - yy)) * max(0.0, 1 - abs(x - xx))
-            if weight > 0 and inside(yy, H) and inside(xx, W):
-                value = value + weight * frame[:, yy, xx]
-    return value
+    return torch.tensor(bilinear(frame, y, x), dtype=frame.dtype)
 
 
 def gather(vid, weights, flows, ps, stride_in, stride_out, out_h, out_w, pt=1, dilation=1,
