@@ -1,0 +1,172 @@
+"""Device functions shared by the search kernels: query decoding, search windows,
+candidate positions and the walk over patch pixels.
+
+Videos are read channels-last, ``[B * HD, T, H, W, C]`` contiguous, so that one
+pixel is ``C`` consecutive values. A "row" below is one (query, candidate) pair;
+functions take ``[R]`` tensors and work on ``[R, BC]`` channel tiles.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .geometry import frame_of_slot, in_range, pixel, reflect, window_offset
+
+
+@triton.jit
+def decode_queries(qid, Q, HD, HDf, nH, nW):
+    """Split global query ids (over ``B * HD * Q``) into ``(bhd, flow_head, t, nh, nw)``."""
+    bhd = qid // Q
+    rest = qid % Q
+    cell = rest % (nH * nW)
+    flow_head = (bhd // HD) * HDf + (bhd % HD) % HDf
+    return bhd, flow_head, rest // (nH * nW), cell // nW, cell % nW
+
+
+@triton.jit
+def flow_address(flow_head, t, flow_slot, nh, nw, T, Wf, nH, nW):
+    """Offset of channel 0 (dx) of ``flows[flow_head, t, flow_slot, :, nh, nw]``; dy is ``+ nH * nW``."""
+    return ((((flow_head * T + t) * Wf + flow_slot) * 2).to(tl.int64) * (nH * nW)) + nh * nW + nw
+
+
+@triton.jit
+def slot_anchor(flows, flow_head, t, nh, nw, slot, key_h, key_w, live, T, wt, Wf, nH, nW, kH, kW,
+                W_T: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Frame and (reflected) search centre of temporal slot ``slot`` of each query.
+
+    Slot ``s`` reads flow slot ``s - (W_T - Wf)``; a slot without flow is
+    centred on the query itself. Float path: real centres; int path: integer
+    centres (the launcher rounds the flows).
+    """
+    frame = frame_of_slot(t, slot, wt, T)
+    flow_slot = slot - (W_T - Wf)
+    has_flow = live & (t * 0 + flow_slot >= 0)  # a tensor mask even for a scalar slot
+    address = flow_address(flow_head, t, tl.maximum(flow_slot, 0), nh, nw, T, Wf, nH, nW)
+    flow_x = tl.load(flows + address, mask=has_flow, other=0)
+    flow_y = tl.load(flows + address + nH * nW, mask=has_flow, other=0)
+    if IS_FLOAT:
+        anchor_h = reflect(key_h.to(tl.float32) + flow_y, kH)
+        anchor_w = reflect(key_w.to(tl.float32) + flow_x, kW)
+    else:
+        anchor_h = reflect(key_h + flow_y, kH)
+        anchor_w = reflect(key_w + flow_x, kW)
+    return frame, anchor_h, anchor_w
+
+
+@triton.jit
+def search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior, stride1, kH, kW,
+                  FULL_WS: tl.constexpr, INTERIOR: tl.constexpr):
+    """Window side and anchor offsets ``(size, off_h, off_w)`` of each query's window.
+
+    With ``INTERIOR`` (``ws_interior < ws``) queries off the last grid row and
+    column search a ``ws_interior`` window. Offsets are float64.
+    """
+    if INTERIOR:
+        size = tl.where((nh < nH - 1) & (nw < nW - 1), ws_interior, ws)
+    else:
+        size = nh * 0 + ws
+    off_h = window_offset(anchor_h, stride1, size, kH, FULL_WS)
+    off_w = window_offset(anchor_w, stride1, size, kW, FULL_WS)
+    return size, off_h, off_w
+
+
+@triton.jit
+def candidate_position(anchor, offset, i, step, IS_FLOAT: tl.constexpr):
+    """Position of window candidate ``i``: ``anchor + step * (i - offset)``."""
+    if IS_FLOAT:
+        return anchor + step * (i - offset.to(tl.float32))
+    else:
+        return anchor + step * (i - offset.to(tl.int32))
+
+
+@triton.jit
+def corner(frame_row, y, x, kH, kW):
+    """Table row of pixel ``(y, x)`` of a frame (clamped) and whether it is inside."""
+    inside = in_range(y, kH) & in_range(x, kW)
+    row = frame_row + tl.minimum(tl.maximum(y, 0), kH - 1) * kW + tl.minimum(tl.maximum(x, 0), kW - 1)
+    return row, inside
+
+
+@triton.jit
+def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, live, pk, dy, dx,
+                    T, qH, qW, kH, kW, REFLECT: tl.constexpr):
+    """One patch pixel of the query patches and of their candidates.
+
+    Returns ``(query_row, key_frame_row, key_y, key_x, valid, sign_y, sign_x)``:
+    the vid0 table row of the query pixel, the first vid1 table row of the key
+    frame, the (reflected) key pixel position, whether both pixels are inside,
+    and d(key pixel)/d(candidate position) per axis (-1 where reflected).
+    """
+    query_t = reflect(t + pk, T)
+    key_t = reflect(frame + pk, T)
+    time_ok = live & in_range(query_t, T) & in_range(key_t, T)
+    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
+    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (kH * kW)
+    qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
+    qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
+    ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
+    kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
+    query_row = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
+    valid = time_ok & qy_ok & qx_ok & ky_ok & kx_ok
+    return query_row, key_frame, ky, kx, valid, sign_y, sign_x
+
+
+@triton.jit
+def bilinear_weights(y):
+    """``(floor(y) as int32, weight of floor, weight of floor + 1)``."""
+    floor = tl.floor(y)
+    w1 = y - floor
+    return floor.to(tl.int32), 1 - w1, w1
+
+
+@triton.jit
+def read_key(vid1, key_frame, ky, kx, kH, kW, C, chans, mask, IS_FLOAT: tl.constexpr):
+    """Key pixel values ``[R, BC]`` (float32): exact read, or bilinear at real ``(ky, kx)``."""
+    if IS_FLOAT:
+        y0, wy0, wy1 = bilinear_weights(ky)
+        x0, wx0, wx1 = bilinear_weights(kx)
+        row, inside = corner(key_frame, y0, x0, kH, kW)
+        value = (wy0 * wx0)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
+        row, inside = corner(key_frame, y0, x0 + 1, kH, kW)
+        value += (wy0 * wx1)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
+        row, inside = corner(key_frame, y0 + 1, x0, kH, kW)
+        value += (wy1 * wx0)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
+        row, inside = corner(key_frame, y0 + 1, x0 + 1, kH, kW)
+        value += (wy1 * wx1)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
+        return value
+    else:
+        row, inside = corner(key_frame, ky, kx, kH, kW)
+        return tl.load(vid1 + row[:, None] * C + chans, mask=mask, other=0).to(tl.float32)
+
+
+@triton.jit
+def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
+                   T, C, qH, qW, kH, kW, dilation, PS: tl.constexpr, PT: tl.constexpr,
+                   USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr,
+                   L2: tl.constexpr, BC: tl.constexpr):
+    """Patch distance ``[R]`` (float32) of each row's query and candidate.
+
+    l2 sums ``(v1 - v0)^2`` and prod ``v0 * v1`` over ``PT x PS x PS`` pixels and
+    ``C`` channels; a pixel pair with either pixel outside adds 0. ``query_h``
+    and ``query_w`` already include ``off_Hq``/``off_Wq``.
+    """
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    dist = live.to(tl.float32) * 0.0
+    for pk in tl.static_range(PT):
+        for py in tl.static_range(PS):
+            for px in tl.static_range(PS):
+                query_row, key_frame, ky, kx, valid, _, _ = patch_walk_step(
+                    bhd, t, query_h, query_w, frame, rows, cols, live, pk,
+                    dilation * (FIRST + py), dilation * (FIRST + px), T, qH, qW, kH, kW, REFLECT)
+                for c0 in range(0, C, BC):
+                    chans = c0 + tl.arange(0, BC)
+                    mask = valid[:, None] & (chans < C)[None, :]
+                    query = tl.load(vid0 + query_row[:, None] * C + chans[None, :], mask=mask, other=0).to(tl.float32)
+                    key = read_key(vid1, key_frame, ky, kx, kH, kW, C, chans[None, :], mask, IS_FLOAT)
+                    if L2:
+                        diff = key - query
+                        dist += tl.sum(diff * diff, 1)
+                    else:
+                        dist += tl.sum(query * key, 1)
+    return dist
