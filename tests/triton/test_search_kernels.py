@@ -9,43 +9,10 @@ import torch
 
 from stnls.backends.reference import search as reference
 from stnls.params import SearchParams
-from stnls.utils.testing import assert_search_close, search_inputs
+from stnls.utils.testing import (BACKWARD_CASES, FORWARD_CASES, assert_search_close, search_backward,
+                                 search_inputs)
 
 triton_search = pytest.importorskip("stnls.backends.triton.search")
-
-FORWARD_CASES = {
-    "int_l2": (dict(ws=3, wt=1, k=4, itype="int"), {}),
-    "int_prod": (dict(ws=3, wt=1, k=4, itype="int", dist_type="prod"), {}),
-    "float_l2_fractional_stride1": (dict(ws=3, wt=1, k=5, stride1=0.5), {}),
-    "float_prod": (dict(ws=3, wt=1, k=4, dist_type="prod", stride1=0.75), {}),
-    "float_ps3": (dict(ws=3, wt=1, k=4, ps=3, stride1=0.5), dict(T=3, H=5, W=5)),
-    "int_ps2_dilation_adj_offsets": (dict(ws=3, wt=1, k=4, ps=2, dilation=2, use_adj=True,
-                                          off_Hq=1, off_Wq=-1, itype="int"), dict(H=5, W=5)),
-    "float_stride0": (dict(ws=3, wt=1, k=3, stride0=2, stride1=1.5), dict(H=8, W=8)),
-    "float_no_reflect_no_full_ws": (dict(ws=3, wt=1, k=4, ps=2, reflect_bounds=False, full_ws=False,
-                                         stride1=0.5), dict(H=5, W=5)),
-    "int_pt2": (dict(ws=3, wt=1, k=4, pt=2, itype="int"), {}),
-    "int_ws_interior": (dict(ws=4, wt=1, k=20, ws_interior=2, itype="int"), dict(H=5, W=5)),
-    "int_strideQ": (dict(ws=3, wt=1, k=4, strideQ=2, itype="int"), dict(query_scale=2)),
-    "heads_shared_flows": (dict(ws=3, wt=1, k=4, stride1=0.5), dict(HD=2, HDf=1, H=5, W=5)),
-    "anchor_int": (dict(ws=3, wt=1, k=4, self_action="anchor", itype="int"), {}),
-    "anchor_float": (dict(ws=3, wt=1, k=4, self_action="anchor_self", stride1=0.5), {}),
-    "anchor_float_own_frame_flow": (dict(ws=3, wt=1, k=4, self_action="anchor"), dict(full_flows=True)),
-    "anchor_each": (dict(ws=3, wt=1, k=6, self_action="anchor_each", stride1=0.5), {}),
-    "remove": (dict(ws=3, wt=1, k=4, self_action="remove"), {}),
-    "remove_ref_frame": (dict(ws=3, wt=1, k=4, self_action="remove_ref_frame", itype="int"), {}),
-    "anchor_and_remove_ref_frame": (dict(ws=3, wt=1, k=4, self_action="anchor_and_remove_ref_frame",
-                                         stride1=0.5), {}),
-    "each": (dict(ws=3, wt=1, k=3, topk_mode="each"), {}),
-    "each_anchor_int": (dict(ws=3, wt=1, k=3, topk_mode="each", self_action="anchor", itype="int"), {}),
-    "each_anchor_each": (dict(ws=3, wt=1, k=3, topk_mode="each", self_action="anchor_each"), {}),
-    "each_anchor_select": (dict(ws=3, wt=1, k=3, topk_mode="each", self_action="anchor"),
-                           dict(full_flows=True)),
-    "none_all_candidates": (dict(ws=3, wt=1, topk_mode="none", itype="int"), {}),
-    "all_candidates_float_dropped_frame": (dict(ws=3, wt=1, k=-1, self_action="remove_ref_frame"), {}),
-    "all_candidates_anchor_select": (dict(ws=3, wt=1, k=-1, self_action="anchor", itype="int"), {}),
-    "more_than_max_kept_select": (dict(ws=9, wt=1, k=150, itype="int"), dict(H=9, W=9, T=3)),
-}
 
 
 @pytest.mark.parametrize("name", list(FORWARD_CASES))
@@ -76,21 +43,8 @@ def test_forward_non_contiguous_inputs():
     assert_search_close(expected, actual)
 
 
-BACKWARD_CASES = {
-    "int_l2": dict(ws=3, wt=1, k=4, itype="int"),
-    "float_l2_flows": dict(ws=3, wt=1, k=4, stride1=0.5),
-    "float_prod_flows_ps2": dict(ws=3, wt=1, k=3, ps=2, dist_type="prod", stride1=0.75),
-    "float_k_agg_normalize": dict(ws=3, wt=1, k=4, k_agg=2, normalize_bwd=True, ps=3),
-    "float_invalid_kept": dict(ws=3, wt=1, k=-1, full_ws=False, stride1=1.5),
-}
-
-
-def _backward(module, p, vid0, vid1, flows, seed=1):
-    dists, inds = reference.non_local_search(vid0, vid1, flows, p)
-    gen = torch.Generator().manual_seed(seed)
-    grad_dists = torch.randn(dists.shape, generator=gen)
-    grad_inds = torch.randn(inds.shape, generator=gen) if inds.is_floating_point() else torch.zeros(inds.shape)
-    return module.non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds, True, p)
+def _backward(module, p, vid0, vid1, flows):
+    return search_backward(module, reference, p, vid0, vid1, flows)
 
 
 @pytest.mark.parametrize("name", list(BACKWARD_CASES))

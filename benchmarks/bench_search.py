@@ -1,0 +1,185 @@
+"""Benchmark of the non-local search on the GPU against the original library's numbers.
+
+For each config of BENCHMARKS.md: forward and forward+backward time (median of
+``triton.testing.do_bench`` after a warm-up) and peak memory beyond the inputs,
+printed beside the original's numbers with ratios, and written as JSON. Each
+config is first checked against the reference backend on a cropped video;
+a config that fails the check reports no speedup.
+
+Usage::
+
+    python benchmarks/bench_search.py [--configs readme,mid] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+from dataclasses import asdict, dataclass
+
+import torch
+import triton
+import triton.testing
+
+import stnls
+from stnls.backends.reference import search as reference
+from stnls.nn import search_flow
+from stnls.utils.layout import split_heads
+from stnls.utils.testing import assert_search_close
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark config and the original library's numbers on an H200 (float32)."""
+
+    name: str
+    T: int
+    C: int       # all heads together
+    H: int
+    W: int
+    nheads: int
+    ws: int
+    wt: int
+    ps: int
+    k: int
+    stride0: int
+    stride1: float
+    itype: str
+    dist_type: str = "l2"
+    self_action: str | None = None
+    original_fwd_ms: float = 0.0
+    original_fwd_bwd_ms: float = 0.0
+    original_peak_mib: float = 0.0
+
+
+CONFIGS = {c.name: c for c in [
+    Config("readme", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 0.5, "float", self_action="anchor",
+           original_fwd_ms=14.25, original_fwd_bwd_ms=20.41, original_peak_mib=559),
+    Config("readme_int", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 1, "int", self_action="anchor",
+           original_fwd_ms=4.02, original_fwd_bwd_ms=5.47, original_peak_mib=562),
+    Config("mid", 5, 64, 256, 256, 4, 9, 2, 3, 10, 1, 1, "float",
+           original_fwd_ms=668.7, original_fwd_bwd_ms=762.0, original_peak_mib=14338),
+    Config("big_ws", 3, 27, 512, 512, 3, 21, 1, 7, 10, 4, 1, "float",
+           original_fwd_ms=791.5, original_fwd_bwd_ms=819.7, original_peak_mib=5371),
+    Config("gda", 3, 64, 256, 256, 1, 9, 1, 1, 9, 1, 1, "float",
+           original_fwd_ms=39.63, original_fwd_bwd_ms=45.52, original_peak_mib=1276),
+    Config("paper_st", 7, 15, 256, 256, 1, 21, 3, 7, 30, 4, 1, "float", dist_type="prod",
+           original_fwd_ms=741.2, original_fwd_bwd_ms=783.0, original_peak_mib=2365),
+    Config("na_ps1", 5, 64, 128, 128, 4, 9, 2, 1, -1, 1, 1, "int", dist_type="prod",
+           original_fwd_ms=6.84, original_fwd_bwd_ms=31.73, original_peak_mib=2070),
+]}
+
+
+def make_search(c: Config) -> stnls.search.NonLocalSearch:
+    return stnls.search.NonLocalSearch(ws=c.ws, wt=c.wt, ps=c.ps, k=c.k, nheads=c.nheads,
+                                       stride0=c.stride0, stride1=c.stride1, dist_type=c.dist_type,
+                                       self_action=c.self_action, itype=c.itype)
+
+
+def make_inputs(c: Config, H: int, W: int, device="cuda", seed=0):
+    """Random videos ``[1, T, C, H, W]`` and search flows accumulated from one-step flows
+    drawn from N(0, 2^2) px (as for the original's numbers)."""
+    gen = torch.Generator().manual_seed(seed)
+    vid0 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
+    vid1 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
+    fflow, bflow = (2 * torch.randn(2, 1, c.T, 2, H, W, generator=gen)).to(device).unbind(0)
+    return vid0, vid1, search_flow(fflow, bflow, c.wt, c.stride0)
+
+
+def check(c: Config) -> bool:
+    """Compare with the reference backend on a 48x48 crop of the config."""
+    search = make_search(c)
+    vid0, vid1, flows = make_inputs(c, 48, 48, seed=1)
+    actual = search(vid0, vid1, flows)
+    p = search.params
+    v0, v1 = split_heads("vid0", vid0, c.nheads), split_heads("vid1", vid1, c.nheads)
+    expected = reference.non_local_search(v0, v1, flows[:, None], p)
+    try:
+        assert_search_close(expected, actual)
+        return True
+    except AssertionError as error:
+        print(f"[{c.name}] MISMATCH against the reference: {str(error)[:300]}")
+        return False
+
+
+def peak_mib(fn) -> float:
+    """Peak CUDA allocation during ``fn()`` beyond what was allocated before it (MiB)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def measure(c: Config) -> dict:
+    search = make_search(c)
+    vid0, vid1, flows = make_inputs(c, c.H, c.W)
+    is_float = c.itype == "float"
+    leaves = [vid0.requires_grad_(), vid1.requires_grad_()] + ([flows.requires_grad_()] if is_float else [])
+
+    def forward():
+        with torch.no_grad():
+            return search(vid0, vid1, flows)
+
+    def forward_backward():
+        dists, _ = search(vid0, vid1, flows)
+        torch.autograd.grad(dists, leaves, torch.ones_like(dists))
+
+    result = {"config": asdict(c)}
+    for name, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
+        fn()  # warm-up: compiles the kernels
+        result[f"{name}_ms"] = triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
+        result[f"{name}_peak_mib"] = peak_mib(fn)
+    if c.k <= 0:  # output-bound: the time to write the outputs once
+        dists, inds = forward()
+        out_d, out_i = torch.empty_like(dists), torch.empty_like(inds)
+        result["write_outputs_ms"] = triton.testing.do_bench(
+            lambda: (out_d.fill_(0), out_i.fill_(0)), warmup=50, rep=300, return_mode="median")
+        result["output_mib"] = (dists.numel() * dists.element_size() + inds.numel() * inds.element_size()) / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--json", default="bench_search.json")
+    args = parser.parse_args()
+    env = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "triton": triton.__version__, "python": platform.python_version(),
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    rows = []
+    for name in args.configs.split(","):
+        c = CONFIGS[name]
+        ok = check(c)
+        r = measure(c)
+        r["correct"] = ok
+        rows.append(r)
+        with open(args.json, "w") as f:
+            json.dump({"env": env, "results": rows}, f, indent=1)
+        print(f"[{name}] fwd {r['fwd_ms']:.3f} ms  fwd+bwd {r['fwd_bwd_ms']:.3f} ms  "
+              f"peak {r['fwd_bwd_peak_mib']:.0f} MiB  correct={ok}", flush=True)
+    print()
+    print("| config | fwd ms | original | speedup | fwd+bwd ms | original | speedup | peak MiB "
+          "(fwd / fwd+bwd) | original | ratio | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["config"]
+        peak = max(r["fwd_peak_mib"], r["fwd_bwd_peak_mib"])
+        speed = (lambda ours, theirs: f"{theirs / ours:.1f}x" if r["correct"] else "n/a")
+        print(f"| {c['name']} | {r['fwd_ms']:.3f} | {c['original_fwd_ms']} | "
+              f"{speed(r['fwd_ms'], c['original_fwd_ms'])} | {r['fwd_bwd_ms']:.3f} | "
+              f"{c['original_fwd_bwd_ms']} | {speed(r['fwd_bwd_ms'], c['original_fwd_bwd_ms'])} | "
+              f"{r['fwd_peak_mib']:.0f} / {r['fwd_bwd_peak_mib']:.0f} | {c['original_peak_mib']} | "
+              f"{c['original_peak_mib'] / max(peak, 1e-9):.1f}x | {'ok' if r['correct'] else 'FAIL'} |")
+    for r in rows:
+        if "write_outputs_ms" in r:
+            print(f"{r['config']['name']}: outputs {r['output_mib']:.0f} MiB written once in "
+                  f"{r['write_outputs_ms']:.3f} ms; search fwd = {r['fwd_ms'] / r['write_outputs_ms']:.2f}x that")
+
+
+if __name__ == "__main__":
+    main()
