@@ -57,8 +57,9 @@ def test_reduced_precision(dtype, rtol, itype):
     assert dists.dtype == dtype
     exact = reference.non_local_search(vid0.float(), vid1.float(), flows, p)
     assert_search_close(exact, (dists.float(), inds), atol=rtol, rtol=rtol)
-    grads = search_backward(triton_search, reference, p, vid0, vid1, flows)
-    grads_exact = search_backward(reference, reference, p, vid0.float(), vid1.float(), flows)
+    grads = search_backward(triton_search, reference, p, vid0, vid1, flows, grad_dtype=dtype)
+    grads_exact = search_backward(reference, reference, p, vid0.float(), vid1.float(), flows,
+                                  grad_dtype=dtype)
     for g, e in zip(grads[:2], grads_exact[:2]):
         assert g.dtype == dtype
         torch.testing.assert_close(g.float(), e, atol=4 * rtol, rtol=4 * rtol)

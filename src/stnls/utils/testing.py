@@ -73,12 +73,16 @@ BACKWARD_CASES = {
 
 
 def search_backward(backend, forward_backend, p: SearchParams, vid0: Tensor, vid1: Tensor,
-                    flows: Tensor, seed: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+                    flows: Tensor, seed: int = 1, grad_dtype=None) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients ``(vid0, vid1, flows)`` from ``backend`` for random upstream gradients,
-    at the neighbours found by ``forward_backend`` (so that two backends see the same inds)."""
+    at the neighbours found by ``forward_backend`` (so that two backends see the same inds).
+
+    ``grad_dtype`` rounds the distance gradients to that dtype first.
+    """
     dists, inds = forward_backend.non_local_search(vid0, vid1, flows, p)
     gen = torch.Generator().manual_seed(seed)
-    grad_dists = torch.randn(dists.shape, generator=gen).to(dists.device, dists.dtype)
+    grad_dists = torch.randn(dists.shape, generator=gen).to(grad_dtype or dists.dtype)
+    grad_dists = grad_dists.to(dists.device, dists.dtype)
     grad_inds = torch.zeros(inds.shape, device=inds.device)
     if inds.is_floating_point():
         grad_inds = torch.randn(inds.shape, generator=gen).to(inds.device)

@@ -1,9 +1,10 @@
 """Device functions shared by the search kernels: query decoding, search windows,
 candidate positions and the walk over patch pixels.
 
-Videos are read channels-last, ``[B * HD, T, H, W, C]`` contiguous, so that one
-pixel is ``C`` consecutive values. A "row" below is one (query, candidate) pair;
-functions take ``[R]`` tensors and work on ``[R, BC]`` channel tiles.
+Videos are read planar, ``[B * HD, T, C, H, W]`` contiguous, so that the
+candidates of one query, laid along a tensor axis, read neighbouring addresses.
+Functions are elementwise: query tensors and candidate tensors broadcast (e.g.
+``[BQ, 1]`` queries against ``[BQ, WW]`` window candidates).
 """
 
 from __future__ import annotations
@@ -81,35 +82,37 @@ def candidate_position(anchor, offset, i, step, IS_FLOAT: tl.constexpr):
 
 
 @triton.jit
-def corner(frame_row, y, x, kH, kW):
-    """Table row of pixel ``(y, x)`` of a frame (clamped) and whether it is inside."""
-    inside = in_range(y, kH) & in_range(x, kW)
-    row = frame_row + tl.minimum(tl.maximum(y, 0), kH - 1) * kW + tl.minimum(tl.maximum(x, 0), kW - 1)
-    return row, inside
+def corner(y, x, kH, kW, mask):
+    """Pixel offset ``y * kW + x`` (clamped, always safe to read) and whether to read it."""
+    inside = mask & in_range(y, kH) & in_range(x, kW)
+    return tl.minimum(tl.maximum(y, 0), kH - 1) * kW + tl.minimum(tl.maximum(x, 0), kW - 1), inside
 
 
 @triton.jit
-def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, live, pk, dy, dx,
-                    T, qH, qW, kH, kW, REFLECT: tl.constexpr):
-    """One patch pixel of the query patches and of their candidates.
+def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
+                    T, C, qH, qW, kH, kW, REFLECT: tl.constexpr):
+    """One patch pixel of the query patches and of their candidate patches.
 
-    Returns ``(query_row, key_frame_row, key_y, key_x, valid, sign_y, sign_x)``:
-    the vid0 table row of the query pixel, the first vid1 table row of the key
-    frame, the (reflected) key pixel position, whether both pixels are inside,
-    and d(key pixel)/d(candidate position) per axis (-1 where reflected).
+    Query arguments (``bhd, t, query_h, query_w``) and candidate arguments
+    (``frame, rows, cols``) may have different (broadcastable) shapes. Returns
+    ``(query_pixel, query_ok, key_frame, key_y, key_x, key_ok, sign_y, sign_x)``:
+    the vid0 offset of channel 0 of the query pixel and whether it is inside,
+    the vid1 offset of channel 0 of the key frame, the (reflected) key pixel
+    position and whether it is inside, and d(key pixel)/d(candidate position)
+    per axis (-1 where reflected). Videos are ``[B * HD, T, C, H, W]``.
     """
     query_t = reflect(t + pk, T)
     key_t = reflect(frame + pk, T)
-    time_ok = live & in_range(query_t, T) & in_range(key_t, T)
-    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
-    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (kH * kW)
     qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
     qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
     ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
     kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
-    query_row = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
-    valid = time_ok & qy_ok & qx_ok & ky_ok & kx_ok
-    return query_row, key_frame, ky, kx, valid, sign_y, sign_x
+    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (C * qH * qW)
+    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (C * kH * kW)
+    query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
+    query_ok = in_range(query_t, T) & qy_ok & qx_ok
+    key_ok = in_range(key_t, T) & ky_ok & kx_ok
+    return query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x
 
 
 @triton.jit
@@ -121,52 +124,62 @@ def bilinear_weights(y):
 
 
 @triton.jit
-def read_key(vid1, key_frame, ky, kx, kH, kW, C, chans, mask, IS_FLOAT: tl.constexpr):
-    """Key pixel values ``[R, BC]`` (float32): exact read, or bilinear at real ``(ky, kx)``."""
-    if IS_FLOAT:
-        y0, wy0, wy1 = bilinear_weights(ky)
-        x0, wx0, wx1 = bilinear_weights(kx)
-        row, inside = corner(key_frame, y0, x0, kH, kW)
-        value = (wy0 * wx0)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
-        row, inside = corner(key_frame, y0, x0 + 1, kH, kW)
-        value += (wy0 * wx1)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
-        row, inside = corner(key_frame, y0 + 1, x0, kH, kW)
-        value += (wy1 * wx0)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
-        row, inside = corner(key_frame, y0 + 1, x0 + 1, kH, kW)
-        value += (wy1 * wx1)[:, None] * tl.load(vid1 + row[:, None] * C + chans, mask=mask & inside[:, None], other=0).to(tl.float32)
-        return value
-    else:
-        row, inside = corner(key_frame, ky, kx, kH, kW)
-        return tl.load(vid1 + row[:, None] * C + chans, mask=mask, other=0).to(tl.float32)
-
-
-@triton.jit
 def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
                    T, C, qH, qW, kH, kW, dilation, PS: tl.constexpr, PT: tl.constexpr,
                    USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr,
-                   L2: tl.constexpr, BC: tl.constexpr):
-    """Patch distance ``[R]`` (float32) of each row's query and candidate.
+                   L2: tl.constexpr):
+    """Patch distance (float32, the shape of ``rows``) of each query and candidate.
 
     l2 sums ``(v1 - v0)^2`` and prod ``v0 * v1`` over ``PT x PS x PS`` pixels and
     ``C`` channels; a pixel pair with either pixel outside adds 0. ``query_h``
-    and ``query_w`` already include ``off_Hq``/``off_Wq``.
+    and ``query_w`` already include ``off_Hq``/``off_Wq``. Key pixels are read
+    exactly (int path) or bilinearly at real positions (float path).
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    dist = live.to(tl.float32) * 0.0
+    q_plane = qH * qW
+    k_plane = kH * kW
+    dist = rows.to(tl.float32) * 0.0
     for pk in tl.static_range(PT):
         for py in tl.static_range(PS):
             for px in tl.static_range(PS):
-                query_row, key_frame, ky, kx, valid, _, _ = patch_walk_step(
-                    bhd, t, query_h, query_w, frame, rows, cols, live, pk,
-                    dilation * (FIRST + py), dilation * (FIRST + px), T, qH, qW, kH, kW, REFLECT)
-                for c0 in range(0, C, BC):
-                    chans = c0 + tl.arange(0, BC)
-                    mask = valid[:, None] & (chans < C)[None, :]
-                    query = tl.load(vid0 + query_row[:, None] * C + chans[None, :], mask=mask, other=0).to(tl.float32)
-                    key = read_key(vid1, key_frame, ky, kx, kH, kW, C, chans[None, :], mask, IS_FLOAT)
-                    if L2:
-                        diff = key - query
-                        dist += tl.sum(diff * diff, 1)
-                    else:
-                        dist += tl.sum(query * key, 1)
+                query_pixel, query_ok, key_frame, ky, kx, key_ok, _, _ = patch_walk_step(
+                    bhd, t, query_h, query_w, frame, rows, cols, pk, dilation * (FIRST + py),
+                    dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
+                valid = live & query_ok & key_ok
+                pixel_sum = dist * 0.0
+                if IS_FLOAT:
+                    y0, wy0, wy1 = bilinear_weights(ky)
+                    x0, wx0, wx1 = bilinear_weights(kx)
+                    o00, m00 = corner(y0, x0, kH, kW, valid)
+                    o01, m01 = corner(y0, x0 + 1, kH, kW, valid)
+                    o10, m10 = corner(y0 + 1, x0, kH, kW, valid)
+                    o11, m11 = corner(y0 + 1, x0 + 1, kH, kW, valid)
+                    p00 = vid1 + key_frame + o00
+                    p01 = vid1 + key_frame + o01
+                    p10 = vid1 + key_frame + o10
+                    p11 = vid1 + key_frame + o11
+                    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
+                    for c in range(C):
+                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                        key = (w00 * tl.load(p00 + c * k_plane, mask=m00, other=0).to(tl.float32)
+                               + w01 * tl.load(p01 + c * k_plane, mask=m01, other=0).to(tl.float32)
+                               + w10 * tl.load(p10 + c * k_plane, mask=m10, other=0).to(tl.float32)
+                               + w11 * tl.load(p11 + c * k_plane, mask=m11, other=0).to(tl.float32))
+                        if L2:
+                            diff = key - query
+                            pixel_sum += diff * diff
+                        else:
+                            pixel_sum += query * key
+                else:
+                    offset, inside = corner(ky, kx, kH, kW, valid)
+                    pointer = vid1 + key_frame + offset
+                    for c in range(C):
+                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                        key = tl.load(pointer + c * k_plane, mask=inside, other=0).to(tl.float32)
+                        if L2:
+                            diff = key - query
+                            pixel_sum += diff * diff
+                        else:
+                            pixel_sum += query * key
+                dist += tl.where(valid, pixel_sum, 0.0)
     return dist

@@ -31,7 +31,6 @@ from torch import Tensor
 from ...params import SearchParams
 from ...utils.env import chunk_size
 from ..reference import search as reference
-from ..reference.sampling import rows_to_video
 from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN, search_all_kernel,
                              search_backward_kernel, search_topk_kernel)
 
@@ -47,9 +46,6 @@ def _device_guard(tensor: Tensor):
     return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
-def _channels_last(vid: Tensor) -> Tensor:
-    """``[B, HD, T, C, H, W] -> [B, HD, T, H, W, C]`` contiguous, dtype kept."""
-    return vid.permute(0, 1, 2, 4, 5, 3).contiguous()
 
 
 def _kernel_flows(flows: Tensor, p: SearchParams) -> Tensor:
@@ -102,10 +98,6 @@ def _block(items: int, block: int) -> int:
     return min(4096, triton.next_power_of_2(max(items, 1))) if _interpreting() else block
 
 
-def _channel_block(C: int) -> int:
-    return min(64, triton.next_power_of_2(C))
-
-
 def _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
                 L: reference.Layout, p: SearchParams) -> None:
     """Every candidate of queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``."""
@@ -114,7 +106,7 @@ def _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries,
     block = _block(pairs, 128)
     search_all_kernel[(triton.cdiv(pairs, block),)](
         vid0c, vid1c, flows_k, stride1, dists, inds, q_start, pairs, S, *_geometry_args(L, p),
-        **_geometry_constants(p, first_slot), BLOCK=block, BC=_channel_block(L.C), num_warps=4)
+        **_geometry_constants(p, first_slot), BLOCK=block, num_warps=4)
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
@@ -127,7 +119,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with _device_guard(vid0):
-        vid0c, vid1c = _channels_last(vid0), _channels_last(vid1)
+        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
         dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
@@ -135,13 +127,13 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
         if path == "topk":
             kept = group_size(p)
             anchor = _ANCHOR_MODES[p.self_action]
-            kp = max(16, triton.next_power_of_2(kept))
-            bq = _block(total, 32 if kp <= 32 else 16)
+            window = triton.next_power_of_2(p.ws * p.ws)
+            bq = _block(total, max(2, 512 // window))
             search_topk_kernel[(triton.cdiv(total, bq),)](
                 vid0c, vid1c, flows_k, stride1, dists, inds, total, *_geometry_args(L, p), kept, K,
                 **_geometry_constants(p, int(p.drops_ref_frame)), EACH=p.topk_mode == "each",
-                ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN), KP=kp, BQ=bq,
-                BC=_channel_block(L.C), num_warps=4)
+                ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN), WW=window,
+                KP=triton.next_power_of_2(kept), BQ=bq, num_warps=4)
         elif path == "all":
             _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
                         int(p.drops_ref_frame), L, p)
@@ -210,7 +202,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
     acc_dtype = torch.int64 if fixed_point else torch.float32
     pairs = total * K
     with _device_guard(vid0):
-        vid0c, vid1c = _channels_last(vid0), _channels_last(vid1)
+        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
         grad_inds_c = grad_inds.reshape(total, K_full, 3).float().contiguous()
@@ -222,21 +214,20 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
             scales = fixed_point_scales(grad_dists_c[:, :K], grad_inds_c[:, :K], vid0, vid1, pairs, p)
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
-        block = _block(pairs, 64)
+        neighbours = triton.next_power_of_2(max(K, 1))
+        bq = _block(total, max(2, 256 // neighbours))
         if pairs > 0:
-            search_backward_kernel[(triton.cdiv(pairs, block),)](
+            search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
-                scales, pairs, K_full, K, L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW,
+                scales, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW,
                 L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
                 W_T=p.window_frames, PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float",
                 L2=p.dist_type == "l2", REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj,
-                FLOWS=want_flows, FIXED_POINT=fixed_point, BLOCK=block,
-                BC=_channel_block(L.C), num_warps=4)
+                FLOWS=want_flows, FIXED_POINT=fixed_point, BQ=bq, KK=neighbours, num_warps=4)
         if fixed_point:
             grad0, grad1, grad_flows = (buf.double() / scale.double()
                                         for buf, scale in zip((grad0, grad1, grad_flows), scales))
-        grad0 = rows_to_video(grad0.float().reshape(-1, L.C), vid0.shape)
-        grad1 = rows_to_video(grad1.float().reshape(-1, L.C), vid1.shape)
+        grad0, grad1 = grad0.float(), grad1.float()
         if p.normalize_bwd:
             grad0 = grad0 / reference.coverage_counts(L.qH, L.qW, p.stride0, p.ps, grad0.dtype, vid0.device)
             grad1 = grad1 / reference.coverage_counts(L.kH, L.kW, int(p.stride1), p.ps, grad1.dtype,
