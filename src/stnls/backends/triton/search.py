@@ -128,7 +128,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
             kept = group_size(p)
             anchor = _ANCHOR_MODES[p.self_action]
             window = triton.next_power_of_2(p.ws * p.ws)
-            bq = _block(total, max(2, 512 // window))
+            bq = _block(total, min(16, max(2, 512 // window)))  # BQ=32 fails to compile on Triton 3.6
             search_topk_kernel[(triton.cdiv(total, bq),)](
                 vid0c, vid1c, flows_k, stride1, dists, inds, total, *_geometry_args(L, p), kept, K,
                 **_geometry_constants(p, int(p.drops_ref_frame)), EACH=p.topk_mode == "each",
@@ -215,7 +215,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
         neighbours = triton.next_power_of_2(max(K, 1))
-        bq = _block(total, max(2, 256 // neighbours))
+        bq = _block(total, min(16, max(2, 256 // neighbours)))
         if pairs > 0:
             search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
