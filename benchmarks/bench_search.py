@@ -78,13 +78,19 @@ def make_search(c: Config) -> stnls.search.NonLocalSearch:
                                        self_action=c.self_action, itype=c.itype)
 
 
+def one_step_flows(c: Config, H: int, W: int, device="cuda", seed=0):
+    """Random one-step flows ``fflow, bflow [1, T, 2, H, W]`` drawn from N(0, 2^2) px."""
+    gen = torch.Generator().manual_seed(seed + 1000)
+    return (2 * torch.randn(2, 1, c.T, 2, H, W, generator=gen)).to(device).unbind(0)
+
+
 def make_inputs(c: Config, H: int, W: int, device="cuda", seed=0):
-    """Random videos ``[1, T, C, H, W]`` and search flows accumulated from one-step flows
-    drawn from N(0, 2^2) px (as for the original's numbers)."""
+    """Random videos ``[1, T, C, H, W]`` and the search flows accumulated from
+    :func:`one_step_flows` (as for the original's numbers)."""
     gen = torch.Generator().manual_seed(seed)
     vid0 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
     vid1 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
-    fflow, bflow = (2 * torch.randn(2, 1, c.T, 2, H, W, generator=gen)).to(device).unbind(0)
+    fflow, bflow = one_step_flows(c, H, W, device, seed)
     return vid0, vid1, search_flow(fflow, bflow, c.wt, c.stride0)
 
 
@@ -129,6 +135,9 @@ def measure(c: Config) -> dict:
         torch.autograd.grad(dists, leaves, torch.ones_like(dists))
 
     result = {"config": asdict(c)}
+    fflow, bflow = one_step_flows(c, c.H, c.W)
+    result["search_flow_ms"] = triton.testing.do_bench(
+        lambda: search_flow(fflow, bflow, c.wt, c.stride0), warmup=20, rep=100, return_mode="median")
     for name, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
         fn()  # warm-up: compiles the kernels
         result[f"{name}_ms"] = triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
@@ -161,7 +170,8 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"env": env, "results": rows}, f, indent=1)
         print(f"[{name}] fwd {r['fwd_ms']:.3f} ms  fwd+bwd {r['fwd_bwd_ms']:.3f} ms  "
-              f"peak {r['fwd_bwd_peak_mib']:.0f} MiB  correct={ok}", flush=True)
+              f"peak {r['fwd_bwd_peak_mib']:.0f} MiB  search_flow {r['search_flow_ms']:.3f} ms  "
+              f"correct={ok}", flush=True)
     print()
     print("| config | fwd ms | original | speedup | fwd+bwd ms | original | speedup | peak MiB "
           "(fwd / fwd+bwd) | original | ratio | check |")
