@@ -32,50 +32,44 @@ from stnls.utils.testing import assert_search_close
 
 @dataclass(frozen=True)
 class Config:
-    """One benchmark config and the original library's numbers on an H200 (float32)."""
+    """One benchmark config, the original library's numbers on an H200 (float32), and the
+    :class:`stnls.search.NonLocalSearch` arguments."""
 
     name: str
     T: int
     C: int       # all heads together
     H: int
     W: int
-    nheads: int
-    ws: int
-    wt: int
-    ps: int
-    k: int
-    stride0: int
-    stride1: float
-    itype: str
-    dist_type: str = "l2"
-    self_action: str | None = None
-    original_fwd_ms: float = 0.0
-    original_fwd_bwd_ms: float = 0.0
-    original_peak_mib: float = 0.0
+    original_fwd_ms: float
+    original_fwd_bwd_ms: float
+    original_peak_mib: float
+    search: dict
+
+
+def _config(name, T, C, H, W, nheads, ws, wt, ps, k, stride0, stride1, itype, original,
+            dist_type="l2", self_action=None) -> Config:
+    search = dict(nheads=nheads, ws=ws, wt=wt, ps=ps, k=k, stride0=stride0, stride1=stride1,
+                  itype=itype, dist_type=dist_type, self_action=self_action)
+    return Config(name, T, C, H, W, *original, search)
 
 
 CONFIGS = {c.name: c for c in [
-    Config("readme", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 0.5, "float", self_action="anchor",
-           original_fwd_ms=14.25, original_fwd_bwd_ms=20.41, original_peak_mib=559),
-    Config("readme_int", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 1, "int", self_action="anchor",
-           original_fwd_ms=4.02, original_fwd_bwd_ms=5.47, original_peak_mib=562),
-    Config("mid", 5, 64, 256, 256, 4, 9, 2, 3, 10, 1, 1, "float",
-           original_fwd_ms=668.7, original_fwd_bwd_ms=762.0, original_peak_mib=14338),
-    Config("big_ws", 3, 27, 512, 512, 3, 21, 1, 7, 10, 4, 1, "float",
-           original_fwd_ms=791.5, original_fwd_bwd_ms=819.7, original_peak_mib=5371),
-    Config("gda", 3, 64, 256, 256, 1, 9, 1, 1, 9, 1, 1, "float",
-           original_fwd_ms=39.63, original_fwd_bwd_ms=45.52, original_peak_mib=1276),
-    Config("paper_st", 7, 15, 256, 256, 1, 21, 3, 7, 30, 4, 1, "float", dist_type="prod",
-           original_fwd_ms=741.2, original_fwd_bwd_ms=783.0, original_peak_mib=2365),
-    Config("na_ps1", 5, 64, 128, 128, 4, 9, 2, 1, -1, 1, 1, "int", dist_type="prod",
-           original_fwd_ms=6.84, original_fwd_bwd_ms=31.73, original_peak_mib=2070),
+    _config("readme", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 0.5, "float", (14.25, 20.41, 559),
+            self_action="anchor"),
+    _config("readme_int", 5, 16, 128, 128, 2, 5, 2, 3, 10, 1, 1, "int", (4.02, 5.47, 562),
+            self_action="anchor"),
+    _config("mid", 5, 64, 256, 256, 4, 9, 2, 3, 10, 1, 1, "float", (668.7, 762.0, 14338)),
+    _config("big_ws", 3, 27, 512, 512, 3, 21, 1, 7, 10, 4, 1, "float", (791.5, 819.7, 5371)),
+    _config("gda", 3, 64, 256, 256, 1, 9, 1, 1, 9, 1, 1, "float", (39.63, 45.52, 1276)),
+    _config("paper_st", 7, 15, 256, 256, 1, 21, 3, 7, 30, 4, 1, "float", (741.2, 783.0, 2365),
+            dist_type="prod"),
+    _config("na_ps1", 5, 64, 128, 128, 4, 9, 2, 1, -1, 1, 1, "int", (6.84, 31.73, 2070),
+            dist_type="prod"),
 ]}
 
 
 def make_search(c: Config) -> stnls.search.NonLocalSearch:
-    return stnls.search.NonLocalSearch(ws=c.ws, wt=c.wt, ps=c.ps, k=c.k, nheads=c.nheads,
-                                       stride0=c.stride0, stride1=c.stride1, dist_type=c.dist_type,
-                                       self_action=c.self_action, itype=c.itype)
+    return stnls.search.NonLocalSearch(**c.search)
 
 
 def one_step_flows(c: Config, H: int, W: int, device="cuda", seed=0):
@@ -91,7 +85,7 @@ def make_inputs(c: Config, H: int, W: int, device="cuda", seed=0):
     vid0 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
     vid1 = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
     fflow, bflow = one_step_flows(c, H, W, device, seed)
-    return vid0, vid1, search_flow(fflow, bflow, c.wt, c.stride0)
+    return vid0, vid1, search_flow(fflow, bflow, c.search["wt"], c.search["stride0"])
 
 
 def check(c: Config) -> bool:
@@ -100,7 +94,8 @@ def check(c: Config) -> bool:
     vid0, vid1, flows = make_inputs(c, 48, 48, seed=1)
     actual = search(vid0, vid1, flows)
     p = search.params
-    v0, v1 = split_heads("vid0", vid0, c.nheads), split_heads("vid1", vid1, c.nheads)
+    heads = c.search["nheads"]
+    v0, v1 = split_heads("vid0", vid0, heads), split_heads("vid1", vid1, heads)
     expected = reference.non_local_search(v0, v1, flows[:, None], p)
     try:
         assert_search_close(expected, actual)
@@ -123,7 +118,7 @@ def peak_mib(fn) -> float:
 def measure(c: Config) -> dict:
     search = make_search(c)
     vid0, vid1, flows = make_inputs(c, c.H, c.W)
-    is_float = c.itype == "float"
+    is_float = c.search["itype"] == "float"
     leaves = [vid0.requires_grad_(), vid1.requires_grad_()] + ([flows.requires_grad_()] if is_float else [])
 
     def forward():
@@ -137,12 +132,13 @@ def measure(c: Config) -> dict:
     result = {"config": asdict(c)}
     fflow, bflow = one_step_flows(c, c.H, c.W)
     result["search_flow_ms"] = triton.testing.do_bench(
-        lambda: search_flow(fflow, bflow, c.wt, c.stride0), warmup=20, rep=100, return_mode="median")
+        lambda: search_flow(fflow, bflow, c.search["wt"], c.search["stride0"]), warmup=20, rep=100,
+        return_mode="median")
     for name, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
         fn()  # warm-up: compiles the kernels
         result[f"{name}_ms"] = triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
         result[f"{name}_peak_mib"] = peak_mib(fn)
-    if c.k <= 0:  # output-bound: the time to write the outputs once
+    if c.search["k"] <= 0:  # output-bound: the time to write the outputs once
         dists, inds = forward()
         out_d, out_i = torch.empty_like(dists), torch.empty_like(inds)
         result["write_outputs_ms"] = triton.testing.do_bench(

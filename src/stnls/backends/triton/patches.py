@@ -124,6 +124,46 @@ def bilinear_weights(y):
 
 
 @triton.jit
+def bilinear_corners(ky, kx, kH, kW, valid):
+    """The four interpolation corners of real key positions ``(ky, kx)``.
+
+    Returns offsets and read masks of corners (y0, x0), (y0, x0+1), (y0+1, x0),
+    (y0+1, x0+1), then the weights ``wy0, wy1, wx0, wx1`` of the lower and
+    upper row and column. Corners outside the frame are not read.
+    """
+    y0, wy0, wy1 = bilinear_weights(ky)
+    x0, wx0, wx1 = bilinear_weights(kx)
+    o00, m00 = corner(y0, x0, kH, kW, valid)
+    o01, m01 = corner(y0, x0 + 1, kH, kW, valid)
+    o10, m10 = corner(y0 + 1, x0, kH, kW, valid)
+    o11, m11 = corner(y0 + 1, x0 + 1, kH, kW, valid)
+    return o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1
+
+
+@triton.jit
+def key_corners(ky, kx, kH, kW, valid, IS_FLOAT: tl.constexpr):
+    """Corners to read for key pixels, as :func:`bilinear_corners` returns them.
+
+    The int path reads the pixel itself as corner (y0, x0); its other outputs are unused.
+    """
+    if IS_FLOAT:
+        return bilinear_corners(ky, kx, kH, kW, valid)
+    else:
+        offset, inside = corner(ky, kx, kH, kW, valid)
+        return offset, offset, offset, offset, inside, inside, inside, inside, 1.0, 0.0, 1.0, 0.0
+
+
+@triton.jit
+def read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11):
+    """Values (float32) of the four corners in the channel plane starting at ``channel``."""
+    v00 = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
+    v01 = tl.load(channel + o01, mask=m01, other=0).to(tl.float32)
+    v10 = tl.load(channel + o10, mask=m10, other=0).to(tl.float32)
+    v11 = tl.load(channel + o11, mask=m11, other=0).to(tl.float32)
+    return v00, v01, v10, v11
+
+
+@triton.jit
 def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
                    T, C, qH, qW, kH, kW, dilation, PS: tl.constexpr, PT: tl.constexpr,
                    USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr,
@@ -147,39 +187,20 @@ def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live
                     dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
                 valid = live & query_ok & key_ok
                 pixel_sum = dist * 0.0
-                if IS_FLOAT:
-                    y0, wy0, wy1 = bilinear_weights(ky)
-                    x0, wx0, wx1 = bilinear_weights(kx)
-                    o00, m00 = corner(y0, x0, kH, kW, valid)
-                    o01, m01 = corner(y0, x0 + 1, kH, kW, valid)
-                    o10, m10 = corner(y0 + 1, x0, kH, kW, valid)
-                    o11, m11 = corner(y0 + 1, x0 + 1, kH, kW, valid)
-                    p00 = vid1 + key_frame + o00
-                    p01 = vid1 + key_frame + o01
-                    p10 = vid1 + key_frame + o10
-                    p11 = vid1 + key_frame + o11
-                    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
-                    for c in range(C):
-                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
-                        key = (w00 * tl.load(p00 + c * k_plane, mask=m00, other=0).to(tl.float32)
-                               + w01 * tl.load(p01 + c * k_plane, mask=m01, other=0).to(tl.float32)
-                               + w10 * tl.load(p10 + c * k_plane, mask=m10, other=0).to(tl.float32)
-                               + w11 * tl.load(p11 + c * k_plane, mask=m11, other=0).to(tl.float32))
-                        if L2:
-                            diff = key - query
-                            pixel_sum += diff * diff
-                        else:
-                            pixel_sum += query * key
-                else:
-                    offset, inside = corner(ky, kx, kH, kW, valid)
-                    pointer = vid1 + key_frame + offset
-                    for c in range(C):
-                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
-                        key = tl.load(pointer + c * k_plane, mask=inside, other=0).to(tl.float32)
-                        if L2:
-                            diff = key - query
-                            pixel_sum += diff * diff
-                        else:
-                            pixel_sum += query * key
+                o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
+                    ky, kx, kH, kW, valid, IS_FLOAT)
+                for c in range(C):
+                    channel = vid1 + key_frame + c * k_plane
+                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                    if IS_FLOAT:
+                        v00, v01, v10, v11 = read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11)
+                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+                    else:
+                        key = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
+                    if L2:
+                        diff = key - query
+                        pixel_sum += diff * diff
+                    else:
+                        pixel_sum += query * key
                 dist += tl.where(valid, pixel_sum, 0.0)
     return dist

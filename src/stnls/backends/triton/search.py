@@ -205,13 +205,17 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
-        grad_inds_c = grad_inds.reshape(total, K_full, 3).float().contiguous()
+        if want_flows:
+            grad_inds_c = grad_inds.reshape(total, K_full, 3).float().contiguous()
+        else:  # never read
+            grad_inds_c = torch.zeros(1, 1, 3, device=vid0.device)
         inds_c = inds.reshape(total, K_full, 3).contiguous()
         grad0 = torch.zeros(vid0c.shape, dtype=acc_dtype, device=vid0.device)
         grad1 = torch.zeros(vid1c.shape, dtype=acc_dtype, device=vid0.device)
         grad_flows = torch.zeros(max(flows.numel(), 1), dtype=acc_dtype, device=vid0.device)
         if fixed_point:
-            scales = fixed_point_scales(grad_dists_c[:, :K], grad_inds_c[:, :K], vid0, vid1, pairs, p)
+            scales = fixed_point_scales(grad_dists_c[:, :K], grad_inds_c[:, :K], vid0, vid1,
+                                        pairs, p)
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
         neighbours = triton.next_power_of_2(max(K, 1))

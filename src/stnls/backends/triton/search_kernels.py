@@ -15,8 +15,8 @@ import triton
 import triton.language as tl
 
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
-from .patches import (bilinear_weights, candidate_position, corner, decode_queries, flow_address,
-                      patch_distance, patch_walk_step, search_window, slot_anchor)
+from .patches import (candidate_position, decode_queries, flow_address, key_corners, patch_distance,
+                      patch_walk_step, read_corners, search_window, slot_anchor)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
 EXCLUDED = tl.constexpr(2147483647)
@@ -406,53 +406,36 @@ def search_backward_kernel(
                 valid = centre_ok & query_ok & key_ok
                 g = tl.where(valid, weight, 0.0)
                 query_add = tl.max(valid.to(tl.int32), 1) > 0
-                if IS_FLOAT:
-                    y0, wy0, wy1 = bilinear_weights(ky)
-                    x0, wx0, wx1 = bilinear_weights(kx)
-                    o00, m00 = corner(y0, x0, kH, kW, valid)
-                    o01, m01 = corner(y0, x0 + 1, kH, kW, valid)
-                    o10, m10 = corner(y0 + 1, x0, kH, kW, valid)
-                    o11, m11 = corner(y0 + 1, x0 + 1, kH, kW, valid)
-                    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
-                    for c in range(C):
-                        channel = key_frame + c * k_plane
-                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
-                        v00 = tl.load(vid1 + channel + o00, mask=m00, other=0).to(tl.float32)
-                        v01 = tl.load(vid1 + channel + o01, mask=m01, other=0).to(tl.float32)
-                        v10 = tl.load(vid1 + channel + o10, mask=m10, other=0).to(tl.float32)
-                        v11 = tl.load(vid1 + channel + o11, mask=m11, other=0).to(tl.float32)
-                        key = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
-                        if L2:
-                            grad_query = 2.0 * g * (query - key)
-                            grad_key = -grad_query
-                        else:
-                            grad_query = g * key
-                            grad_key = g * query
-                        accumulate(grad0 + tl.max(query_pixel, 1) + c * q_plane, tl.sum(grad_query, 1),
-                                   query_add, scale0, FIXED_POINT)
-                        accumulate(grad1 + channel + o00, grad_key * w00, m00, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o01, grad_key * w01, m01, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o10, grad_key * w10, m10, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o11, grad_key * w11, m11, scale1, FIXED_POINT)
+                o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
+                    ky, kx, kH, kW, valid, IS_FLOAT)
+                for c in range(C):
+                    channel = key_frame + c * k_plane
+                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                    if IS_FLOAT:
+                        v00, v01, v10, v11 = read_corners(vid1 + channel, o00, o01, o10, o11,
+                                                          m00, m01, m10, m11)
+                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+                    else:
+                        key = tl.load(vid1 + channel + o00, mask=m00, other=0).to(tl.float32)
+                    if L2:
+                        grad_query = 2.0 * g * (query - key)
+                        grad_key = -grad_query
+                    else:
+                        grad_query = g * key
+                        grad_key = g * query
+                    accumulate(grad0 + tl.max(query_pixel, 1) + c * q_plane, tl.sum(grad_query, 1),
+                               query_add, scale0, FIXED_POINT)
+                    if IS_FLOAT:
+                        accumulate(grad1 + channel + o00, grad_key * (wy0 * wx0), m00, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o01, grad_key * (wy0 * wx1), m01, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o10, grad_key * (wy1 * wx0), m10, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o11, grad_key * (wy1 * wx1), m11, scale1, FIXED_POINT)
                         if FLOWS:
                             # d(bilinear value)/dy and /dx over the in-frame corners
                             grad_h += grad_key * (wx0 * (v10 - v00) + wx1 * (v11 - v01)) * sign_y
                             grad_w += grad_key * (wy0 * (v01 - v00) + wy1 * (v11 - v10)) * sign_x
-                else:
-                    offset, inside = corner(ky, kx, kH, kW, valid)
-                    for c in range(C):
-                        channel = key_frame + c * k_plane
-                        query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
-                        key = tl.load(vid1 + channel + offset, mask=inside, other=0).to(tl.float32)
-                        if L2:
-                            grad_query = 2.0 * g * (query - key)
-                            grad_key = -grad_query
-                        else:
-                            grad_query = g * key
-                            grad_key = g * query
-                        accumulate(grad0 + tl.max(query_pixel, 1) + c * q_plane, tl.sum(grad_query, 1),
-                                   query_add, scale0, FIXED_POINT)
-                        accumulate(grad1 + channel + offset, grad_key, inside, scale1, FIXED_POINT)
+                    else:
+                        accumulate(grad1 + channel + o00, grad_key, m00, scale1, FIXED_POINT)
     if FLOWS:
         flow_slot = slot_of_frame(t[:, None], frame, wt, T) - (W_T - Wf)
         has_flow = centre_ok & (flow_slot >= 0)
