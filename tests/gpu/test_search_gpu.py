@@ -19,7 +19,12 @@ from stnls.params import SearchParams
 from stnls.utils.testing import (BACKWARD_CASES, FORWARD_CASES, assert_search_close, search_backward,
                                  search_inputs)
 
-triton_search = pytest.importorskip("stnls.backends.triton.search")
+
+
+@pytest.fixture
+def triton_search():
+    """The Triton search launchers (imported only on a CUDA machine, see conftest.py)."""
+    return pytest.importorskip("stnls.backends.triton.search")
 
 MODERATE = dict(T=5, C=8, H=32, W=32)
 
@@ -29,7 +34,7 @@ def _moderate(name, shape):
 
 
 @pytest.mark.parametrize("name", list(FORWARD_CASES))
-def test_forward_matches_reference(name):
+def test_forward_matches_reference(triton_search, name):
     params, shape = FORWARD_CASES[name]
     p = SearchParams.create(**params)
     vid0, vid1, flows = search_inputs(p, device="cuda", **_moderate(name, shape))
@@ -39,7 +44,7 @@ def test_forward_matches_reference(name):
 
 
 @pytest.mark.parametrize("name", list(BACKWARD_CASES))
-def test_backward_matches_reference(name):
+def test_backward_matches_reference(triton_search, name):
     p = SearchParams.create(**BACKWARD_CASES[name])
     vid0, vid1, flows = search_inputs(p, device="cuda", **MODERATE)
     expected = search_backward(reference, reference, p, vid0, vid1, flows)
@@ -50,7 +55,7 @@ def test_backward_matches_reference(name):
 
 @pytest.mark.parametrize("dtype,rtol", [(torch.bfloat16, 1e-2), (torch.float16, 2e-3)])
 @pytest.mark.parametrize("itype", ["int", "float"])
-def test_reduced_precision(dtype, rtol, itype):
+def test_reduced_precision(triton_search, dtype, rtol, itype):
     p = SearchParams.create(ws=5, wt=1, ps=3, k=8, stride1=1 if itype == "int" else 0.5, itype=itype)
     vid0, vid1, flows = search_inputs(p, device="cuda", dtype=dtype, **MODERATE)
     dists, inds = triton_search.non_local_search(vid0, vid1, flows, p)
@@ -65,7 +70,7 @@ def test_reduced_precision(dtype, rtol, itype):
         torch.testing.assert_close(g.float(), e, atol=4 * rtol, rtol=4 * rtol)
 
 
-def test_deterministic_backward_is_bitwise_reproducible():
+def test_deterministic_backward_is_bitwise_reproducible(triton_search):
     p = SearchParams.create(ws=5, wt=2, ps=3, k=10, stride1=0.5, self_action="anchor")
     vid0, vid1, flows = search_inputs(p, device="cuda", T=5, C=16, H=64, W=64, HD=2, HDf=1)
     previous = torch.are_deterministic_algorithms_enabled()
@@ -94,7 +99,7 @@ def test_public_api_picks_triton_and_backpropagates():
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
-def test_second_device():
+def test_second_device(triton_search):
     p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)
     vid0, vid1, flows = search_inputs(p, device="cuda:1", **MODERATE)
     expected = reference.non_local_search(vid0, vid1, flows, p)
