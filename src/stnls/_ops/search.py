@@ -81,7 +81,8 @@ non_local_search_backward = torch.library.custom_op(
 
 @non_local_search_backward.register_fake
 def _backward_fake(grad_dists, grad_inds, vid0, vid1, flows, inds, flows_need_grad, *params):
-    return torch.empty_like(vid0), torch.empty_like(vid1), torch.empty_like(flows)
+    # the kernels return contiguous gradients, whatever the inputs' strides
+    return vid0.new_empty(vid0.shape), vid1.new_empty(vid1.shape), flows.new_empty(flows.shape)
 
 
 def _setup_context(ctx, inputs, output):
