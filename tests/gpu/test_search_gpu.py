@@ -7,24 +7,22 @@ relative, gradients 1e-3; bf16/fp16 videos give the float32 result of the same
 (rounded) values, rounded to the video dtype (rtol 1e-2 for bf16, 2e-3 for fp16).
 """
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
 import stnls
+from golden import cases
 from stnls.backends.reference import search as reference
 from stnls.params import SearchParams
 from stnls.utils.testing import (BACKWARD_CASES, FORWARD_CASES, assert_search_close, search_backward,
                                  search_inputs)
 
 
-
 @pytest.fixture
 def triton_search():
     """The Triton search launchers (imported only on a CUDA machine, see conftest.py)."""
     return pytest.importorskip("stnls.backends.triton.search")
+
 
 MODERATE = dict(T=5, C=8, H=32, W=32)
 
@@ -115,32 +113,12 @@ def test_search_flow_matches_cpu():
     torch.testing.assert_close(actual.cpu(), expected, atol=1e-5, rtol=1e-5)
 
 
-def _golden_dir() -> Path:
-    env = os.environ.get("STNLS_GOLDEN_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "golden"
-
-
-def _golden_cases():
-    folder = _golden_dir()
-    if not folder.is_dir():
-        return []
-    cases = []
-    for path in sorted(folder.glob("golden_public_*.pt")):
-        cases += [c for c in torch.load(path, weights_only=False) if c["op"] == "NonLocalSearch"]
-    return cases
-
-
-GOLDEN = _golden_cases()
-
-
 @pytest.mark.golden
-@pytest.mark.parametrize("index", range(len(GOLDEN)) if GOLDEN else
-                         [pytest.param(0, marks=pytest.mark.skip(reason="golden data not found; "
-                                                                 "set STNLS_GOLDEN_DIR"))])
-def test_golden_non_local_search(index):
+@pytest.mark.parametrize("case", cases("NonLocalSearch"))
+def test_golden_non_local_search(case):
     """Outputs equal the original's; gradients equal the reference backend's (which
-    matches the original except where it gave gradient through out-of-image candidates)."""
-    case = GOLDEN[index]
+    matches the original except where it gave gradient through out-of-image candidates,
+    see docs/compatibility.md)."""
     params = case["params"]
     search = stnls.search.NonLocalSearch(**params)
     is_float = params.get("itype", "float") == "float"
