@@ -1,4 +1,5 @@
-"""Helpers for tests that compare search backends (tie-aware comparison, random inputs)."""
+"""Utilities for tests and benchmarks that compare search backends: random inputs, one case
+per code path, and a tie-aware comparison of neighbour lists."""
 
 from __future__ import annotations
 
