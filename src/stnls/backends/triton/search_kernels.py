@@ -163,7 +163,8 @@ def search_topk_kernel(
     """
     qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
     live = qid < total
-    bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
+    # lanes past the end decode the last query, so that every address stays inside the videos
+    bhd, flow_head, t, nh, nw = decode_queries(tl.minimum(qid, total - 1), Q, HD, HDf, nH, nW)
     bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
     key_h = nh * stride0
     key_w = nw * stride0
@@ -322,6 +323,7 @@ def search_all_kernel(
     """
     pair = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pair < total_pairs
+    pair = tl.minimum(pair, total_pairs - 1)  # lanes past the end redo the last pair, unstored
     qid = q_start + pair // S
     pos = (pair % S).to(tl.int32)
     bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
@@ -372,7 +374,7 @@ def search_backward_kernel(
     neighbour = tl.arange(0, KK)[None, :]
     live = (qid < total)[:, None] & (neighbour < K_agg)
     entry = qid[:, None] * K_full + neighbour
-    bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
+    bhd, flow_head, t, nh, nw = decode_queries(tl.minimum(qid, total - 1), Q, HD, HDf, nH, nW)
     bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
     key_h = (nh * stride0)[:, None]
     key_w = (nw * stride0)[:, None]
