@@ -6,7 +6,10 @@
 ``STNLS_CHUNK_BYTES``
     Memory budget, in bytes, of one chunk of queries in the reference backend
     (default 64 MiB). Peak memory of a reference call is about this much plus
-    its inputs and outputs.
+    its inputs and outputs. The Triton backend uses it too, for its rare
+    "select" route (more than 128 neighbours kept per group, or ``k <= 0`` with a
+    reordering self_action), which scores a chunk of queries' candidates before
+    the top-k.
 """
 
 from __future__ import annotations

@@ -393,8 +393,23 @@ def _search_chunk(vid0_rows, vid1_rows, flows, index, L: Layout, p: SearchParams
         (frames - base_t)[..., None, None], (rows - base_h[..., None])[..., :, None],
         (cols - base_w[..., None])[..., None, :]), -1)
     inds = torch.where(written[..., None], inds, torch.full_like(inds, UNWRITTEN_IND))
-    targets = torch.stack([frames - base_t, anchor_h - base_h, anchor_w - base_w], -1)
+    targets = _targets(frames, anchor_h, anchor_w, Qs)
     return select(dists.reshape(N, S, -1), inds.reshape(N, S, -1, 3), targets, p)
+
+
+def _targets(frames: Tensor, anchor_h: Tensor, anchor_w: Tensor, Qs: Queries) -> Tensor:
+    """Relative index of each slot's search centre: ``[N, W_t, 3]``."""
+    return torch.stack([frames - Qs.t[:, None], anchor_h - Qs.key_h[:, None],
+                        anchor_w - Qs.key_w[:, None]], -1)
+
+
+def slot_targets(flows: Tensor, Qs: Queries, L: Layout, p: SearchParams) -> Tensor:
+    """Relative index of each slot's search centre (the targets of :func:`select`): ``[N, W_t, 3]``.
+
+    ``flows`` as prepared for the search (rounded int64 on the int path).
+    """
+    dtype = torch.int64 if p.itype == "int" else flows.dtype
+    return _targets(*slot_anchors(flows, Qs, L, p, dtype), Qs)
 
 
 # ---------------------------------------------------------------------------------------------
