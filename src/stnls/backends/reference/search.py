@@ -510,10 +510,7 @@ def coverage_counts(H: int, W: int, stride: int, ps: int, dtype, device) -> Tens
     the count of a pixel is ``c(h) * c(w)``.
     """
     half = (ps - 1) // 2
-
-    def axis(size: int) -> Tensor:
-        centres = torch.arange(geo.grid_size(size, stride), device=device) * stride
-        pixels = torch.arange(size, device=device)
-        return ((pixels[:, None] - centres[None]).abs() <= half).sum(1).to(dtype)
-
-    return axis(H)[:, None] * axis(W)[None, :]
+    offsets = list(range(-half, half + 1))
+    rows, cols = (geo.patch_coverage(size, stride, geo.grid_size(size, stride), offsets, device)
+                  for size in (H, W))
+    return (rows[:, None] * cols[None, :]).to(dtype)
