@@ -66,11 +66,11 @@ class AlignConfig:
 
     clip: str = "bikes"
     frames: int = 10
-    crop: int = 192
+    crop: int = 128
     sigma: float = 15.0
     ws: int = 7
     ps: int = 5
-    k: int = 8
+    k: int = 4
     stride0: int = 2
     stride1: float = 1.0
     temperature: float = 0.1
@@ -220,7 +220,7 @@ class SearchAligner:
     def __init__(self, config: AlignConfig, channels: int):
         c = config
         self.search = search.NonLocalSearch(c.ws, 0, c.ps, c.k, stride0=c.stride0, stride1=c.stride1,
-                                            self_action="anchor_each", itype="float")
+                                            itype="float")
         self.aggregate = agg.WeightedPatchSum(ps=c.ps, stride0=c.stride0, itype="float")
         noise_share = 2 * (c.sigma / 255) ** 2 * c.ps * c.ps * channels
         self.temperature = max(c.temperature * noise_share, 1e-8)

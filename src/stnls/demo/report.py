@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from .align import METHODS, AlignResult
 from .clips import clip_credit
 
-ERROR_MAP_MAX = 0.25  # |aligned - reference| shown white at this value (images in [0, 1])
+ERROR_MAP_MAX = 0.1  # |aligned - reference| shown white at this value (images in [0, 1])
 
 
 def psnr_table(result: AlignResult) -> str:
@@ -68,7 +69,8 @@ def write_figure(result: AlignResult, path: Path) -> None:
             else:
                 axis.imshow(images[t])
             if scores is not None and t != ref:
-                axis.set_title(f"{scores[c - 1]:.1f} dB", fontsize=7, pad=2)
+                axis.text(0.03, 0.04, f"{scores[c - 1]:.1f} dB", transform=axis.transAxes, fontsize=6,
+                          color="white", backgroundcolor="black")
             if r == 0:
                 axis.set_title("reference" if t == ref else f"frame {t}", fontsize=7, pad=2)
             if c == 0:
@@ -76,5 +78,16 @@ def write_figure(result: AlignResult, path: Path) -> None:
     figure.suptitle(f"Alignment to frame {ref}; error maps: white = {ERROR_MAP_MAX:g} mean abs error. "
                     f"Clip: {clip_credit(result.config.clip)}", fontsize=7, y=0.995)
     figure.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1)
-    figure.savefig(path, dpi=80)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=72)
     plt.close(figure)
+    _save_small_png(buffer, path)
+
+
+def _save_small_png(buffer: io.BytesIO, path: Path) -> None:
+    """Re-save a rendered PNG with a 256-colour palette (about a third of the size)."""
+    from PIL import Image
+
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256).save(path, optimize=True)
