@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from .demo.clips import ClipError
+from .demo import DemoInputError
 
 DEMO_MODULES = {"skimage": "scikit-image", "PIL": "pillow", "matplotlib": "matplotlib", "tqdm": "tqdm"}
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError, ClipError) as error:
+    except (CommandError, DemoInputError) as error:
         print(f"stnls {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

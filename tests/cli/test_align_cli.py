@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -205,3 +206,34 @@ def test_output_path_is_a_file(tmp_path, capsys):
     code = main(["align", "--clip", "carphone", "--output", str(target), *SMALL])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"stnls align: error: output {target} exists and is not a folder"
+
+
+def test_frames_of_different_sizes(tmp_path, capsys):
+    clip = tmp_path / "mixed"
+    clip.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(clip / "0.png")
+    Image.fromarray(np.zeros((8, 9, 3), np.uint8)).save(clip / "1.png")
+    assert "differ in size" in _bad(tmp_path, capsys, "--clip", str(clip), "--frames", "2")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_without_cuda(tmp_path, capsys):
+    line = _bad(tmp_path, capsys, "--clip", "carphone", "--device", "cuda")
+    assert line == "stnls align: error: device 'cuda' asked but CUDA is not available"
+
+
+def test_missing_demo_extra_is_named(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "skimage" else real_find_spec(name, *a))
+    line = _bad(tmp_path, capsys, "--clip", "carphone")
+    assert line == "stnls align: error: missing scikit-image; install the demo extra: pip install 'stnls[demo]'"
+
+
+def test_video_without_pyav_is_named(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` raise ImportError
+    assert "needs PyAV: pip install 'stnls[demo]'" in _bad(tmp_path, capsys, "--clip", str(path))

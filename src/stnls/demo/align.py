@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import agg, backends, geometry, nn, search
-from .clips import ClipError, centre_crop, load_clip
+from . import DemoInputError
+from .clips import centre_crop, load_clip
 
 METHODS = {
     "flow_warp": "flow warp",
@@ -79,7 +80,7 @@ class AlignConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """Raise :class:`ClipError` (a ``ValueError``) naming the first bad setting."""
+        """Raise :class:`DemoInputError` (a ``ValueError``) naming the first bad setting."""
         checks = [
             (self.frames >= 2, f"frames must be >= 2, got {self.frames}"),
             (self.crop >= 1, f"crop must be >= 1, got {self.crop}"),
@@ -100,7 +101,7 @@ class AlignConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ClipError(message)
+                raise DemoInputError(message)
 
 
 @dataclass
@@ -148,9 +149,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ClipError(f"device {name!r} is not a torch device (try auto, cpu, cuda, cuda:0)") from None
+        raise DemoInputError(f"device {name!r} is not a torch device (try auto, cpu, cuda, cuda:0)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ClipError(f"device {name!r} asked but CUDA is not available")
+        raise DemoInputError(f"device {name!r} asked but CUDA is not available")
     return device
 
 
@@ -229,15 +230,24 @@ class SearchAligner:
     def __call__(self, noisy_reference: Tensor, noisy_frame: Tensor, clean_frame: Tensor,
                  flow: Tensor | None) -> Tensor:
         """Aligned ``clean_frame [C, H, W]``; ``flow [2, H, W]`` or None to search around each patch."""
-        as_video = lambda image: image[None, None]  # noqa: E731  [C,H,W] -> [B=1,T=1,C,H,W]
+        query, key = _as_video(noisy_reference), _as_video(noisy_frame)
         if flow is None:
-            dists, inds = self.search(as_video(noisy_reference), as_video(noisy_frame))
+            dists, inds = self.search(query, key)
         else:
             grid_flow = flow[:, ::self.stride0, ::self.stride0]
-            dists, inds = self.search(as_video(noisy_reference), as_video(noisy_frame),
-                                      grid_flow[None, None, None].contiguous())
+            dists, inds = self.search(query, key, grid_flow[None, None, None].contiguous())
         weights = torch.softmax(-dists / self.temperature, dim=-1)
-        return self.aggregate(as_video(clean_frame), weights, inds)[0, 0]
+        return self.aggregate(_as_video(clean_frame), weights, inds)[0, 0]
+
+
+def _as_video(image: Tensor) -> Tensor:
+    """``[C, H, W] -> [B=1, T=1, C, H, W]``."""
+    return image[None, None]
+
+
+def _frames_to_tensor(video: np.ndarray, device: torch.device) -> Tensor:
+    """``[T, H, W, C]`` array -> ``[T, C, H, W]`` tensor on ``device``."""
+    return torch.from_numpy(video).permute(0, 3, 1, 2).contiguous().to(device)
 
 
 def _progress(total: int, description: str, enabled: bool):
@@ -253,7 +263,7 @@ def run_alignment(config: AlignConfig, progress: bool = True) -> AlignResult:
     clean_np = centre_crop(load_clip(config.clip, config.frames), config.crop, config.crop)
     T, H, W, C = clean_np.shape
     if min(H, W) < config.ps:
-        raise ClipError(f"frames of {H}x{W} are smaller than a patch (ps={config.ps})")
+        raise DemoInputError(f"frames of {H}x{W} are smaller than a patch (ps={config.ps})")
     rng = np.random.default_rng(config.seed)
     noisy_np = (clean_np + rng.normal(0, config.sigma / 255, clean_np.shape)).astype(np.float32)
     seconds = {}
@@ -264,8 +274,7 @@ def run_alignment(config: AlignConfig, progress: bool = True) -> AlignResult:
     flows = reference_flows(fflow, bflow, config.reference).to(device)
     seconds["flow"] = time.perf_counter() - start
 
-    to_tensor = lambda video: torch.from_numpy(video).permute(0, 3, 1, 2).contiguous().to(device)  # noqa: E731
-    clean, noisy = to_tensor(clean_np), to_tensor(noisy_np)
+    clean, noisy = _frames_to_tensor(clean_np, device), _frames_to_tensor(noisy_np, device)
     ref = config.reference
     others = [t for t in range(T) if t != ref]
     aligner = SearchAligner(config, C)

@@ -1,7 +1,7 @@
 """Video clips for the demos: the bundled samples, image folders and video files.
 
 A clip is returned as a float32 array ``[T, H, W, 3]`` with values in ``[0, 1]``.
-Every problem with the input raises :class:`ClipError` with a one-line message.
+Every problem with the input raises :class:`stnls.demo.DemoInputError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from . import DemoInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m")
@@ -21,10 +23,6 @@ CREDITS = {
     "bigbuckbunny": "bigbuckbunny (Big Buck Bunny, (c) Blender Foundation, CC BY 3.0, frames 40-49)",
     "carphone": "carphone (the classic carphone test sequence, frames 0-9)",
 }
-
-
-class ClipError(ValueError):
-    """A clip cannot be found, read or cropped as asked, or a setting is invalid."""
 
 
 def bundled_clips() -> list[str]:
@@ -49,18 +47,21 @@ def _read_image(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError) as error:
-        raise ClipError(f"cannot read image {path}: {error}") from None
+        raise DemoInputError(f"cannot read image {path}: {error}") from None
 
 
 def _read_folder(folder: Path, frames: int) -> list[np.ndarray]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ClipError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DemoInputError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return [_read_image(path) for path in files[:frames]]
 
 
 def _read_video(path: Path, frames: int) -> list[np.ndarray]:
-    import av
+    try:
+        import av
+    except ImportError:
+        raise DemoInputError(f"reading the video {path} needs PyAV: pip install 'stnls[demo]'") from None
 
     images = []
     try:
@@ -70,9 +71,9 @@ def _read_video(path: Path, frames: int) -> list[np.ndarray]:
                 if len(images) == frames:
                     break
     except (av.error.FFmpegError, ValueError, IndexError) as error:
-        raise ClipError(f"cannot read video {path}: {error}") from None
+        raise DemoInputError(f"cannot read video {path}: {error}") from None
     if not images:
-        raise ClipError(f"video {path} has no decodable frames")
+        raise DemoInputError(f"video {path} has no decodable frames")
     return images
 
 
@@ -91,16 +92,16 @@ def load_clip(clip: str, frames: int) -> np.ndarray:
         images = _read_folder(path, frames)
     elif path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            raise ClipError(f"{clip} is a single image; give a folder of frames or a video file")
+            raise DemoInputError(f"{clip} is a single image; give a folder of frames or a video file")
         images = _read_video(path, frames)
     else:
-        raise ClipError(f"clip {clip!r} is neither a bundled clip ({', '.join(bundled_clips())}) "
+        raise DemoInputError(f"clip {clip!r} is neither a bundled clip ({', '.join(bundled_clips())}) "
                         "nor an existing folder or video file")
     if len(images) < frames:
-        raise ClipError(f"clip {clip!r} has {len(images)} frames, {frames} asked")
+        raise DemoInputError(f"clip {clip!r} has {len(images)} frames, {frames} asked")
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
-        raise ClipError(f"frames of clip {clip!r} differ in size: {sorted(shapes)}")
+        raise DemoInputError(f"frames of clip {clip!r} differ in size: {sorted(shapes)}")
     return np.stack(images).astype(np.float32) / 255.0
 
 
