@@ -28,12 +28,14 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def sweep(T: int, H: int, W: int, C: int, ps: int, stride: int, batch: int) -> dict:
+def sweep(T: int, H: int, W: int, C: int, ps: int, stride: int, batch: int, threads: int) -> dict:
     """Run one sweep in this process and return its measurements."""
     import torch
 
     import stnls
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
     torch.manual_seed(0)
     kwargs = dict(stride=stride, border="zero")
@@ -59,7 +61,8 @@ def sweep(T: int, H: int, W: int, C: int, ps: int, stride: int, batch: int) -> d
     # sanity: folding the unfolded patches and dividing by the counts gives the video back
     read = counts.expand_as(vid) > 0
     error = (out[read] / counts.expand_as(vid)[read] - vid[read]).abs().max().item()
-    return dict(T=T, H=H, W=W, C=C, ps=ps, stride=stride, batch=batch, queries=total,
+    return dict(T=T, H=H, W=W, C=C, ps=ps, stride=stride, batch=batch, threads=torch.get_num_threads(),
+                queries=total,
                 batches=-(-total // batch), unfold_s=round(unfold_s, 2), fold_s=round(fold_s, 2),
                 video_mib=round(vid.numel() * 4 / 2**20, 1), base_rss_mib=round(base, 1),
                 peak_rss_mib=round(peak, 1), working_mib=round(peak - base, 1),
@@ -77,25 +80,29 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16384, help="queries per batch")
     parser.add_argument("--budget-mib", type=float, default=512,
                         help="working-memory budget the sweep must stay under")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default); 1 avoids oversubscription on a busy machine")
     parser.add_argument("--json", default="bench_tile.json")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = sweep(args.T, args.child, args.child, args.C, args.ps, args.stride, args.batch)
+        result = sweep(args.T, args.child, args.child, args.C, args.ps, args.stride, args.batch,
+                       args.threads)
         print(json.dumps(result))
         return
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--child", str(size), "--T", str(args.T),
                    "--C", str(args.C), "--ps", str(args.ps), "--stride", str(args.stride),
-                   "--batch", str(args.batch)]
+                   "--batch", str(args.batch), "--threads", str(args.threads)]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    header = ("video", "queries", "batches", "unfold s", "fold s", "video MiB", "peak RSS MiB",
-              "working MiB")
+    header = ("video", "threads", "queries", "batches", "unfold s", "fold s", "video MiB",
+              "peak RSS MiB", "working MiB")
     print(" | ".join(header))
     for r in rows:
-        print(" | ".join(str(v) for v in (f"{r['T']}x{r['C']}x{r['H']}x{r['W']}", r["queries"],
+        print(" | ".join(str(v) for v in (f"{r['T']}x{r['C']}x{r['H']}x{r['W']}", r["threads"],
+                                          r["queries"],
                                           r["batches"], r["unfold_s"], r["fold_s"], r["video_mib"],
                                           r["peak_rss_mib"], r["working_mib"])))
     within = all(r["working_mib"] <= args.budget_mib for r in rows)

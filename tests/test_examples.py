@@ -5,9 +5,12 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow
 def test_quickstart(capsys):
     runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
     printed = capsys.readouterr().out

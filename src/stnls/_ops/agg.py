@@ -54,64 +54,61 @@ def check_agg_tensors(vid_shape, weights: Tensor, flows: Tensor, p: AggParams) -
         raise TypeError(f"weights must have a floating-point dtype, got {weights.dtype}")
 
 
-def _check_gathered(y: Tensor, weights: Tensor, p: AggParams) -> None:
+def _gather_params(vid: Tensor, weights: Tensor, flows: Tensor, params) -> AggParams:
+    """Checked parameters of a gather (eager and fake)."""
+    p = AggParams(*params)
+    check_agg_tensors(vid.shape, weights, flows, p)
+    return p
+
+
+def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggParams:
+    """Checked parameters of a scatter: ``y`` must have the gather's output shape."""
+    p = AggParams(*params)
     B, HD, T = weights.shape[:3]
     expected = gathered_shape(B, HD, T, y.shape[-3], weights.shape[-1], p)
     if tuple(y.shape) != expected:
         raise ValueError(f"the gathered tensor must be {list(expected)}, got {tuple(y.shape)}")
+    check_agg_tensors((B, HD, T, y.shape[-3], p.in_h, p.in_w), weights, flows, p)
+    return p
 
 
-def _check_finite_flows(flows: Tensor) -> None:
+def _backend(first: Tensor, flows: Tensor, op: str):
     if flows.is_floating_point():
         check_finite("flows", flows)
+    return getattr(backends.choose(first.device, op), op)
 
 
-# -- gather ------------------------------------------------------------------------------------
+# -- gather and scatter --------------------------------------------------------------------------
 
 
 def _gather(vid, weights, flows, *params):
-    p = AggParams(*params)
-    check_agg_tensors(vid.shape, weights, flows, p)
-    _check_finite_flows(flows)
-    return backends.choose(vid.device, "agg_gather").agg_gather(vid, weights, flows, p)
+    p = _gather_params(vid, weights, flows, params)
+    return _backend(vid, flows, "agg_gather")(vid, weights, flows, p)
 
 
-agg_gather = torch.library.custom_op(
-    "stnls::agg_gather", _gather, mutates_args=(),
-    schema=f"(Tensor vid, Tensor weights, Tensor flows, {_PARAMS}) -> Tensor")
+def _scatter(y, weights, flows, *params):
+    p = _scatter_params(y, weights, flows, params)
+    return _backend(y, flows, "agg_scatter")(y, weights, flows, p)
+
+
+_SIGNATURE = f"Tensor weights, Tensor flows, {_PARAMS}) -> Tensor"
+agg_gather = torch.library.custom_op("stnls::agg_gather", _gather, mutates_args=(),
+                                     schema=f"(Tensor vid, {_SIGNATURE}")
+agg_scatter = torch.library.custom_op("stnls::agg_scatter", _scatter, mutates_args=(),
+                                      schema=f"(Tensor y, {_SIGNATURE}")
 
 
 @agg_gather.register_fake
 def _gather_fake(vid, weights, flows, *params):
-    p = AggParams(*params)
-    check_agg_tensors(vid.shape, weights, flows, p)
+    p = _gather_params(vid, weights, flows, params)
     B, HD, T, C = vid.shape[:4]
     return vid.new_empty(gathered_shape(B, HD, T, C, weights.shape[-1], p))
 
 
-# -- scatter -----------------------------------------------------------------------------------
-
-
-def _scatter(y, weights, flows, *params):
-    p = AggParams(*params)
-    _check_gathered(y, weights, p)
-    B, HD, T = weights.shape[:3]
-    check_agg_tensors((B, HD, T, y.shape[-3], p.in_h, p.in_w), weights, flows, p)
-    _check_finite_flows(flows)
-    return backends.choose(y.device, "agg_scatter").agg_scatter(y, weights, flows, p)
-
-
-agg_scatter = torch.library.custom_op(
-    "stnls::agg_scatter", _scatter, mutates_args=(),
-    schema=f"(Tensor y, Tensor weights, Tensor flows, {_PARAMS}) -> Tensor")
-
-
 @agg_scatter.register_fake
 def _scatter_fake(y, weights, flows, *params):
-    p = AggParams(*params)
-    _check_gathered(y, weights, p)
+    p = _scatter_params(y, weights, flows, params)
     B, HD, T = weights.shape[:3]
-    check_agg_tensors((B, HD, T, y.shape[-3], p.in_h, p.in_w), weights, flows, p)
     return y.new_empty((B, HD, T, y.shape[-3], p.in_h, p.in_w))
 
 

@@ -81,7 +81,8 @@ non_local_search_backward = torch.library.custom_op(
 
 @non_local_search_backward.register_fake
 def _backward_fake(grad_dists, grad_inds, vid0, vid1, flows, inds, flows_need_grad, *params):
-    return torch.empty_like(vid0), torch.empty_like(vid1), torch.empty_like(flows)
+    # the kernels return contiguous gradients, whatever the inputs' strides
+    return vid0.new_empty(vid0.shape), vid1.new_empty(vid1.shape), flows.new_empty(flows.shape)
 
 
 def _setup_context(ctx, inputs, output):
@@ -94,7 +95,8 @@ def _setup_context(ctx, inputs, output):
 def _autograd(ctx, grad_dists, grad_inds):
     vid0, vid1, flows, inds = ctx.saved_tensors
     if grad_inds is None or not grad_inds.is_floating_point():
-        grad_inds = torch.zeros(inds.shape, dtype=grad_dists.dtype, device=inds.device)
+        # a zero of inds' shape that takes no memory (inds can be as large as the videos x K)
+        grad_inds = grad_dists.new_zeros(()).expand(inds.shape)
     grads = non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds,
                                       ctx.flows_need_grad, *ctx.params)
     grad_flows = grads[2] if ctx.flows_need_grad else None

@@ -54,69 +54,67 @@ def check_positions(inds: Tensor, p: TileParams) -> None:
                              f"[{int(low[axis])}, {int(high[axis])}]")
 
 
-def _unfold(vid, inds, *params):
+def _unfold_params(vid: Tensor, inds: Tensor, params) -> TileParams:
     p = TileParams(*params)
     check_video("vid", vid, p)
     check_inds(inds, vid.shape[0])
+    return p
+
+
+def _fold_params(patches: Tensor, inds: Tensor, params, out: Tensor | None = None) -> TileParams:
+    p = TileParams(*params)
+    check_inds(inds, patches.shape[0])
+    check_patches(patches, inds, p)
+    if out is not None:
+        check_accumulator(out, patches, p)
+    return p
+
+
+def _backend(first: Tensor, inds: Tensor, p: TileParams, op: str):
     check_positions(inds, p)
-    return backends.choose(vid.device, "unfold_k").unfold_k(vid, inds, p)
+    return getattr(backends.choose(first.device, op), op)
 
 
-unfold_k = torch.library.custom_op(
-    "stnls::unfold_k", _unfold, mutates_args=(),
-    schema=f"(Tensor vid, Tensor inds, {_PARAMS}) -> Tensor")
-
-
-@unfold_k.register_fake
-def _unfold_fake(vid, inds, *params):
-    p = TileParams(*params)
-    check_video("vid", vid, p)
-    check_inds(inds, vid.shape[0])
-    B, Q, K = inds.shape[:3]
-    return vid.new_empty((B, Q, K, p.pt, vid.shape[2], p.ps, p.ps))
+def _unfold(vid, inds, *params):
+    p = _unfold_params(vid, inds, params)
+    return _backend(vid, inds, p, "unfold_k")(vid, inds, p)
 
 
 def _fold(patches, inds, *params):
-    p = TileParams(*params)
-    check_inds(inds, patches.shape[0])
-    check_patches(patches, inds, p)
-    check_positions(inds, p)
-    return backends.choose(patches.device, "fold_k").fold_k(patches, inds, p)
-
-
-fold_k = torch.library.custom_op(
-    "stnls::fold_k", _fold, mutates_args=(),
-    schema=f"(Tensor patches, Tensor inds, {_PARAMS}) -> Tensor")
-
-
-@fold_k.register_fake
-def _fold_fake(patches, inds, *params):
-    p = TileParams(*params)
-    check_inds(inds, patches.shape[0])
-    check_patches(patches, inds, p)
-    return patches.new_empty((patches.shape[0], p.T, patches.shape[4], p.H, p.W))
+    p = _fold_params(patches, inds, params)
+    return _backend(patches, inds, p, "fold_k")(patches, inds, p)
 
 
 def _fold_accumulate(out, patches, inds, *params):
-    p = TileParams(*params)
-    check_inds(inds, patches.shape[0])
-    check_patches(patches, inds, p)
-    check_accumulator(out, patches, p)
-    check_positions(inds, p)
-    backends.choose(out.device, "fold_k_accumulate_").fold_k_accumulate_(out, patches, inds, p)
+    p = _fold_params(patches, inds, params, out)
+    _backend(out, inds, p, "fold_k_accumulate_")(out, patches, inds, p)
 
 
+unfold_k = torch.library.custom_op("stnls::unfold_k", _unfold, mutates_args=(),
+                                   schema=f"(Tensor vid, Tensor inds, {_PARAMS}) -> Tensor")
+fold_k = torch.library.custom_op("stnls::fold_k", _fold, mutates_args=(),
+                                 schema=f"(Tensor patches, Tensor inds, {_PARAMS}) -> Tensor")
 fold_k_accumulate_ = torch.library.custom_op(
     "stnls::fold_k_accumulate_", _fold_accumulate, mutates_args=("out",),
     schema=f"(Tensor(a!) out, Tensor patches, Tensor inds, {_PARAMS}) -> ()")
 
 
+@unfold_k.register_fake
+def _unfold_fake(vid, inds, *params):
+    p = _unfold_params(vid, inds, params)
+    B, Q, K = inds.shape[:3]
+    return vid.new_empty((B, Q, K, p.pt, vid.shape[2], p.ps, p.ps))
+
+
+@fold_k.register_fake
+def _fold_fake(patches, inds, *params):
+    p = _fold_params(patches, inds, params)
+    return patches.new_empty((patches.shape[0], p.T, patches.shape[4], p.H, p.W))
+
+
 @fold_k_accumulate_.register_fake
 def _fold_accumulate_fake(out, patches, inds, *params):
-    p = TileParams(*params)
-    check_inds(inds, patches.shape[0])
-    check_patches(patches, inds, p)
-    check_accumulator(out, patches, p)
+    _fold_params(patches, inds, params, out)
 
 
 def check_accumulator(out: Tensor, patches: Tensor, p: TileParams) -> None:

@@ -47,9 +47,9 @@ def _matches(weights: Tensor, flows: Tensor, B: int, T: int, p: AggParams) -> Ma
     if flows.shape[1] != weights.shape[1]:
         raise ValueError(f"weights and flows must have the same number of heads (axis 1), got "
                          f"{weights.shape[1]} and {flows.shape[1]}")
-    if tuple(flows.shape[:-1]) != tuple(weights.shape):
-        raise ValueError(f"flows must be weights.shape + (3,) = {[*weights.shape, 3]}, got "
-                         f"{tuple(flows.shape)}")
+    if flows.numel() != 3 * weights.numel() or flows.shape[0] != weights.shape[0]:
+        raise ValueError(f"flows must hold 3 offsets per weight, e.g. weights.shape + (3,) = "
+                         f"{[*weights.shape, 3]}, got {tuple(flows.shape)}")
     n_h, n_w = p.grid
     HD, K = weights.shape[1], weights.shape[-1]
     if weights.shape[0] != B or weights.numel() != B * HD * T * n_h * n_w * K:

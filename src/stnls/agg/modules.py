@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
+from ..utils.modules import ConfiguredModule
 from . import functional as fn
 
 _COMMON = ("pt", "dilation", "reflect_bounds", "use_adj", "itype")
 
 
-class _Aggregation(torch.nn.Module):
-    _ARGUMENTS: tuple[str, ...] = ()
-
-    def _store(self, arguments: dict) -> None:
-        for name in self._ARGUMENTS:
-            setattr(self, name, arguments[name])
-
-    def _kwargs(self) -> dict:
-        return {name: getattr(self, name) for name in self._ARGUMENTS}
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._ARGUMENTS)
-
-
-class WeightedPatchSum(_Aggregation):
+class WeightedPatchSum(ConfiguredModule):
     """Weighted patch sum of the search's neighbours, in the input's layout (:func:`stnls.agg.wpsum`).
 
     Args:
@@ -45,88 +29,65 @@ class WeightedPatchSum(_Aggregation):
         >>> V_out = agg(v_vid, weights, srch_flows)       # [B, T, F, H, W]
     """
 
-    _ARGUMENTS = ("ps", "stride0") + _COMMON
+    ARGUMENTS = ("ps", "stride0") + _COMMON
+    function = staticmethod(fn.wpsum)
 
     def __init__(self, ps, stride0, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
                  itype="float"):
         super().__init__()
         self._store(locals())
 
-    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.wpsum(vid, weights, flows, **self._kwargs())
 
-
-class NonLocalGather(_Aggregation):
+class NonLocalGather(ConfiguredModule):
     """Stack the weighted neighbour patches into ``K`` videos ``[B, HD, K, T, C, H, W]``
     (:func:`stnls.agg.gather`). Arguments as :class:`WeightedPatchSum`; defaults
     ``ps=1, stride0=1``."""
 
-    _ARGUMENTS = ("ps", "stride0") + _COMMON
+    ARGUMENTS = ("ps", "stride0") + _COMMON
+    function = staticmethod(fn.gather)
 
     def __init__(self, ps=1, stride0=1, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
                  itype="float"):
         super().__init__()
         self._store(locals())
 
-    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.gather(vid, weights, flows, **self._kwargs())
+
+class NonLocalScatter(NonLocalGather):
+    """Exact adjoint of :class:`NonLocalGather` (same arguments):
+    ``scatter(stack, weights, flows)`` returns ``[B, HD, T, C, H, W]`` (:func:`stnls.agg.scatter`)."""
+
+    function = staticmethod(fn.scatter)
 
 
-class NonLocalScatter(_Aggregation):
-    """Exact adjoint of :class:`NonLocalGather`: ``scatter(stack, weights, flows)``
-    returns ``[B, HD, T, C, H, W]`` (:func:`stnls.agg.scatter`)."""
-
-    _ARGUMENTS = ("ps", "stride0") + _COMMON
-
-    def __init__(self, ps=1, stride0=1, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
-                 itype="float"):
-        super().__init__()
-        self._store(locals())
-
-    def forward(self, stack: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.scatter(stack, weights, flows, **self._kwargs())
-
-
-class NonLocalGatherAdd(_Aggregation):
+class NonLocalGatherAdd(ConfiguredModule):
     """Weighted patch sum on an output grid, ``[B, HD, T, C, outH, outW]``
     (:func:`stnls.agg.gather_add`)."""
 
-    _ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW") + _COMMON
+    ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW") + _COMMON
+    function = staticmethod(fn.gather_add)
 
     def __init__(self, ps, strideIn, strideOut, outH=0, outW=0, pt=1, dilation=1,
                  reflect_bounds=True, use_adj=False, itype="float"):
         super().__init__()
         self._store(locals())
 
-    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.gather_add(vid, weights, flows, **self._kwargs())
 
-
-class NonLocalScatterAdd(_Aggregation):
+class NonLocalScatterAdd(ConfiguredModule):
     """Exact adjoint of :class:`NonLocalGatherAdd` with the same arguments
     (:func:`stnls.agg.scatter_add`); ``inH, inW`` size the result."""
 
-    _ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW", "inH", "inW") + _COMMON
+    ARGUMENTS = ("ps", "strideIn", "strideOut", "outH", "outW", "inH", "inW") + _COMMON
+    function = staticmethod(fn.scatter_add)
 
     def __init__(self, ps, strideIn, strideOut, outH=0, outW=0, inH=0, inW=0, pt=1, dilation=1,
                  reflect_bounds=True, use_adj=False, itype="float"):
         super().__init__()
         self._store(locals())
 
-    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.scatter_add(vid, weights, flows, **self._kwargs())
 
-
-class PooledPatchSum(_Aggregation):
+class PooledPatchSum(WeightedPatchSum):
     """Weighted patch sum kept in non-overlapping ``ps x ps`` tiles,
-    ``[B, HD, T, C, ps*nH, ps*nW]`` (:func:`stnls.agg.pool`)."""
+    ``[B, HD, T, C, ps*nH, ps*nW]`` (:func:`stnls.agg.pool`). Arguments as
+    :class:`WeightedPatchSum`."""
 
-    _ARGUMENTS = ("ps", "stride0") + _COMMON
-
-    def __init__(self, ps, stride0, pt=1, dilation=1, reflect_bounds=True, use_adj=False,
-                 itype="float"):
-        super().__init__()
-        self._store(locals())
-
-    def forward(self, vid: Tensor, weights: Tensor, flows: Tensor) -> Tensor:
-        return fn.pool(vid, weights, flows, **self._kwargs())
+    function = staticmethod(fn.pool)

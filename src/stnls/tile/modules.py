@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from ..utils.modules import ConfiguredModule
 from . import functional as fn
 
 
-class _Configured(torch.nn.Module):
-    _ARGUMENTS: tuple[str, ...] = ()
-
-    def _store(self, arguments: dict) -> None:
-        for name in self._ARGUMENTS:
-            setattr(self, name, arguments[name])
-
-    def _kwargs(self) -> dict:
-        return {name: getattr(self, name) for name in self._ARGUMENTS}
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._ARGUMENTS)
-
-
-class iUnfold(_Configured):  # noqa: N801  (original name)
+class iUnfold(ConfiguredModule):  # noqa: N801  (original name)
     """Batched unfold on a rectangle: ``m(vid, start=0, num=-1)`` is :func:`stnls.tile.iunfold`."""
 
-    _ARGUMENTS = ("ps", "coords", "stride", "dilation", "pt", "use_adj", "only_full", "border")
+    ARGUMENTS = ("ps", "coords", "stride", "dilation", "pt", "use_adj", "only_full", "border")
+    function = staticmethod(fn.iunfold)
 
     def __init__(self, ps, coords=None, stride=1, dilation=1, pt=1, use_adj=False,
                  only_full=False, border="reflect"):
@@ -33,15 +20,16 @@ class iUnfold(_Configured):  # noqa: N801  (original name)
         self._store(locals())
 
     def forward(self, vid: Tensor, start: int = 0, num: int = -1) -> Tensor:
-        return fn.iunfold(vid, start=start, num=num, **self._kwargs())
+        return super().forward(vid, start=start, num=num)
 
 
-class iFold(_Configured):  # noqa: N801
+class iFold(ConfiguredModule):  # noqa: N801
     """Batched fold on a rectangle: ``m(patches, start=0)`` is :func:`stnls.tile.ifold`
     (it returns the batch's contribution; the caller sums the batches)."""
 
-    _ARGUMENTS = ("vid_shape", "coords", "stride", "dilation", "use_adj", "only_full", "border",
+    ARGUMENTS = ("vid_shape", "coords", "stride", "dilation", "use_adj", "only_full", "border",
                   "normalize")
+    function = staticmethod(fn.ifold)
 
     def __init__(self, vid_shape, coords=None, stride=1, dilation=1, use_adj=False,
                  only_full=False, border="reflect", normalize="sum"):
@@ -49,13 +37,14 @@ class iFold(_Configured):  # noqa: N801
         self._store(locals())
 
     def forward(self, patches: Tensor, start: int = 0) -> Tensor:
-        return fn.ifold(patches, start=start, **self._kwargs())
+        return super().forward(patches, start=start)
 
 
-class iFoldz(_Configured):  # noqa: N801
+class iFoldz(ConfiguredModule):  # noqa: N801
     """Batched fold with counts: ``vid, counts = m(patches, start=0)`` (:func:`stnls.tile.ifoldz`)."""
 
-    _ARGUMENTS = ("vid_shape", "coords", "stride", "dilation", "use_adj", "only_full", "border")
+    ARGUMENTS = ("vid_shape", "coords", "stride", "dilation", "use_adj", "only_full", "border")
+    function = staticmethod(fn.ifoldz)
 
     def __init__(self, vid_shape, coords=None, stride=1, dilation=1, use_adj=False,
                  only_full=False, border="reflect"):
@@ -63,30 +52,29 @@ class iFoldz(_Configured):  # noqa: N801
         self._store(locals())
 
     def forward(self, patches: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
-        return fn.ifoldz(patches, start=start, **self._kwargs())
+        return super().forward(patches, start=start)
 
 
-class UnfoldK(_Configured):
+class UnfoldK(ConfiguredModule):
     """Patches at absolute positions: ``m(vid, inds)`` is :func:`stnls.tile.unfold_k`."""
 
-    _ARGUMENTS = ("ps", "pt", "dilation", "use_adj", "reflect_bounds")
+    ARGUMENTS = ("ps", "pt", "dilation", "use_adj", "reflect_bounds")
+    function = staticmethod(fn.unfold_k)
 
     def __init__(self, ps, pt=1, dilation=1, use_adj=False, reflect_bounds=True):
         super().__init__()
         self._store(locals())
 
-    def forward(self, vid: Tensor, inds: Tensor) -> Tensor:
-        return fn.unfold_k(vid, inds, **self._kwargs())
 
-
-class FoldK(_Configured):
+class FoldK(ConfiguredModule):
     """Adjoint of :class:`UnfoldK`: ``m(patches, inds, weights=None)`` is :func:`stnls.tile.fold_k`."""
 
-    _ARGUMENTS = ("vid_shape", "dilation", "use_adj", "reflect_bounds", "normalize")
+    ARGUMENTS = ("vid_shape", "dilation", "use_adj", "reflect_bounds", "normalize")
+    function = staticmethod(fn.fold_k)
 
     def __init__(self, vid_shape, dilation=1, use_adj=False, reflect_bounds=True, normalize="sum"):
         super().__init__()
         self._store(locals())
 
     def forward(self, patches: Tensor, inds: Tensor, weights: Tensor | None = None) -> Tensor:
-        return fn.fold_k(patches, inds, weights=weights, **self._kwargs())
+        return super().forward(patches, inds, weights=weights)

@@ -5,8 +5,11 @@
     ops run. ``auto`` takes Triton for CUDA tensors when it is importable.
 ``STNLS_CHUNK_BYTES``
     Memory budget, in bytes, of one chunk of queries in the reference backend
-    (default 256 MiB). Peak memory of a reference call is about this much plus
-    its inputs and outputs.
+    (default 64 MiB). Peak memory of a reference call is about this much plus
+    its inputs and outputs. The Triton backend uses it too, for its rare
+    "select" route (more than 128 neighbours kept per group, or ``k <= 0`` with a
+    reordering self_action), which scores a chunk of queries' candidates before
+    the top-k.
 """
 
 from __future__ import annotations
@@ -26,5 +29,5 @@ def backend_name() -> str:
 
 def chunk_size(bytes_per_item: int) -> int:
     """How many items of ``bytes_per_item`` fit in the chunk budget (at least 1)."""
-    budget = int(os.environ.get("STNLS_CHUNK_BYTES", 256 << 20))
+    budget = int(os.environ.get("STNLS_CHUNK_BYTES", 64 << 20))
     return max(1, budget // max(1, int(bytes_per_item)))

@@ -184,24 +184,76 @@ def pixel_pairs(Qs: Queries, frames: Tensor, rows: Tensor, cols: Tensor, L: Layo
                                 sign_y, sign_x)
 
 
+def _key_index(v: Tensor, size: int, reflect_bounds: bool) -> Tensor:
+    """Integer key coordinate ``v`` as a safe index: reflected (when the patch
+    pixels reflect) and clamped. Reflecting the integer corners of an
+    unreflected position equals sampling at the reflected position."""
+    return (geo.reflect(v, size) if reflect_bounds else v).clamp(0, size - 1)
+
+
+def _key_inside(v: Tensor, size: int, reflect_bounds: bool) -> Tensor:
+    """Whether key coordinate ``v`` (integer or real) is a pixel of the video."""
+    return geo.in_range(geo.reflect(v, size) if reflect_bounds else v, size)
+
+
 def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: Tensor,
                     rows: Tensor, cols: Tensor, L: Layout, p: SearchParams) -> Tensor:
     """Patch distances between each query and its candidates (pair shape).
 
     l2 sums ``(v0 - v1)^2`` and prod sums ``v0 * v1`` over the patch pixels and
     channels; a pixel pair where either pixel falls outside its video adds 0.
+    ``frames``, ``rows`` and ``cols`` broadcast to the pair shape ``[N, ...]``.
+
+    Bilinear samples of neighbouring patch pixels share corners, so the key
+    values are read once per corner row and interpolated along columns, then
+    along rows (the same values as :func:`pixel_pairs`, fewer reads).
     """
     shape = torch.broadcast_shapes(frames.shape, rows.shape, cols.shape)
+    rank, C = len(shape), vid0_rows.shape[1]
     dist = torch.zeros(shape, dtype=vid0_rows.dtype, device=vid0_rows.device)
-    for pair in pixel_pairs(Qs, frames, rows, cols, L, p):
-        query_value = _trailing(F.embedding(pair.query_row, vid0_rows), len(shape) + 1)
-        query_value = query_value.view(-1, *([1] * (len(shape) - 1)), vid0_rows.shape[1])
-        key_value = read(vid1_rows, pair.key_corners)
-        if p.dist_type == "l2":
-            term = (key_value - query_value).square_().sum(-1)
-        else:
-            term = (key_value * query_value).sum(-1)
-        dist += torch.where(pair.valid, term, 0)
+    offsets = geo.patch_offsets(p.ps, p.dilation, p.use_adj)
+    bilinear = rows.is_floating_point()
+    row0, col0 = (torch.floor(rows).long(), torch.floor(cols).long()) if bilinear else (rows, cols)
+    # lerp is several times faster with dense weights than with broadcast ones
+    frac_y = (rows - row0)[..., None].expand(*shape, C).contiguous() if bilinear else None
+    frac_x = (cols - col0)[..., None].expand(*shape, C).contiguous() if bilinear else None
+    corner_steps = (0, 1) if bilinear else (0,)
+    col_shifts = sorted({dx + step for dx in offsets for step in corner_steps})
+    col_index = {v: _key_index(col0 + v, L.kW, p.reflect_bounds) for v in col_shifts}
+    for pk in range(p.pt):
+        query_t = geo.reflect(Qs.t + pk, L.T)
+        key_t = geo.reflect(frames + pk, L.T)
+        time_ok = _trailing(geo.in_range(query_t, L.T), rank) & geo.in_range(key_t, L.T)
+        query_frame = (Qs.bhd * L.T + query_t.clamp(0, L.T - 1)) * (L.qH * L.qW)
+        key_frame = (_trailing(Qs.bhd, rank) * L.T + key_t.clamp(0, L.T - 1)) * (L.kH * L.kW)
+        lines = {}
+
+        def line(shift):
+            """Key values of corner row ``row0 + shift``, interpolated along columns."""
+            if shift not in lines:
+                base = key_frame + _key_index(row0 + shift, L.kH, p.reflect_bounds) * L.kW
+                samples = {v: F.embedding(base + col_index[v], vid1_rows) for v in col_shifts}
+                lines[shift] = {dx: samples[dx].lerp(samples[dx + 1], frac_x) if bilinear else samples[dx]
+                                for dx in offsets}
+            return lines[shift]
+
+        for dy in offsets:
+            qy, qy_ok, _ = _pixel(Qs.query_h + p.off_Hq + dy, L.qH, p.reflect_bounds)
+            row_ok = time_ok & _key_inside(rows + dy, L.kH, p.reflect_bounds)
+            top, bottom = line(dy), line(dy + 1) if bilinear else None
+            for shift in [s for s in lines if s < dy]:
+                del lines[shift]
+            for dx in offsets:
+                qx, qx_ok, _ = _pixel(Qs.query_w + p.off_Wq + dx, L.qW, p.reflect_bounds)
+                query_row = query_frame + qy.clamp(0, L.qH - 1) * L.qW + qx.clamp(0, L.qW - 1)
+                query_value = F.embedding(query_row, vid0_rows).view(-1, *([1] * (rank - 1)), C)
+                key_value = top[dx].lerp(bottom[dx], frac_y) if bilinear else top[dx]
+                if p.dist_type == "l2":
+                    term = (key_value - query_value).square_().sum(-1)
+                else:
+                    term = (key_value * query_value).sum(-1)
+                valid = row_ok & _trailing(qy_ok & qx_ok, rank) & _key_inside(cols + dx, L.kW, p.reflect_bounds)
+                dist += term if bool(valid.all()) else torch.where(valid, term, 0)
     return dist
 
 
@@ -341,8 +393,23 @@ def _search_chunk(vid0_rows, vid1_rows, flows, index, L: Layout, p: SearchParams
         (frames - base_t)[..., None, None], (rows - base_h[..., None])[..., :, None],
         (cols - base_w[..., None])[..., None, :]), -1)
     inds = torch.where(written[..., None], inds, torch.full_like(inds, UNWRITTEN_IND))
-    targets = torch.stack([frames - base_t, anchor_h - base_h, anchor_w - base_w], -1)
+    targets = _targets(frames, anchor_h, anchor_w, Qs)
     return select(dists.reshape(N, S, -1), inds.reshape(N, S, -1, 3), targets, p)
+
+
+def _targets(frames: Tensor, anchor_h: Tensor, anchor_w: Tensor, Qs: Queries) -> Tensor:
+    """Relative index of each slot's search centre: ``[N, W_t, 3]``."""
+    return torch.stack([frames - Qs.t[:, None], anchor_h - Qs.key_h[:, None],
+                        anchor_w - Qs.key_w[:, None]], -1)
+
+
+def slot_targets(flows: Tensor, Qs: Queries, L: Layout, p: SearchParams) -> Tensor:
+    """Relative index of each slot's search centre (the targets of :func:`select`): ``[N, W_t, 3]``.
+
+    ``flows`` as prepared for the search (rounded int64 on the int path).
+    """
+    dtype = torch.int64 if p.itype == "int" else flows.dtype
+    return _targets(*slot_anchors(flows, Qs, L, p, dtype), Qs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import stnls
-from tests.agg.inputs import make
+from agg_inputs import make
 
 
 @pytest.fixture
@@ -48,8 +48,15 @@ def test_flows_need_a_last_axis_of_three(inputs):
 
 def test_flows_must_match_weights(inputs):
     vid, weights, flows = inputs
-    with pytest.raises(ValueError, match=r"weights.shape \+ \(3,\)"):
+    with pytest.raises(ValueError, match=r"3 offsets per weight"):
         stnls.agg.gather(vid, weights[..., :2], flows, ps=3)
+
+
+def test_weights_and_flows_may_be_flattened_views(inputs):
+    vid, weights, flows = inputs
+    B, HD, K = weights.shape[0], weights.shape[1], weights.shape[-1]
+    flat = stnls.agg.gather(vid, weights.reshape(B, HD, -1, K), flows.reshape(B, HD, -1, K, 3), ps=3)
+    torch.testing.assert_close(flat, stnls.agg.gather(vid, weights, flows, ps=3))
 
 
 def test_integer_flows_must_be_int32(inputs):

@@ -7,7 +7,7 @@ import torch
 from torch.autograd import gradcheck
 
 import stnls
-from tests.agg.inputs import make
+from agg_inputs import make
 
 
 def _inputs(itype, stride=1, seed=0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stnls.params import AggParams
-from tests.agg.inputs import make
+from agg_inputs import make
 
 
 def _case(itype, sum_k, pooled=False, stride=1):

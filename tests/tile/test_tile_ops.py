@@ -220,3 +220,20 @@ def test_opcheck_fold_accumulate():
     patches = torch.randn(1, 4, 2, 1, 2, 3, 3)
     out = torch.zeros(1, 2, 2, 5, 4)
     torch.library.opcheck(torch.ops.stnls.fold_k_accumulate_.default, (out, patches, inds, *args))
+
+
+def test_modules_call_the_functions():
+    vid = torch.randn(1, 2, 2, 7, 6, dtype=torch.float64)
+    unfold = stnls.tile.iUnfold(3, coords=(1, 1, 6, 5), stride=2)
+    patches = unfold(vid, 2, 5)
+    torch.testing.assert_close(patches, stnls.tile.iunfold(vid, 3, (1, 1, 6, 5), 2, start=2, num=5))
+    folded = stnls.tile.iFold(vid.shape, coords=(1, 1, 6, 5), stride=2)(patches, 2)
+    torch.testing.assert_close(folded, stnls.tile.ifold(patches, vid.shape, (1, 1, 6, 5), 2, start=2))
+    counts = stnls.tile.iFoldz(vid.shape, coords=(1, 1, 6, 5), stride=2)(patches, 2)[1]
+    assert counts.sum() == patches.shape[1] * 9
+    inds = _random_inds(1, 3, 2, 2, 7, 6)
+    k_patches = stnls.tile.UnfoldK(3)(vid, inds)
+    weights = torch.rand(1, 3, 2, dtype=torch.float64)
+    torch.testing.assert_close(stnls.tile.FoldK(vid.shape)(k_patches, inds, weights),
+                               stnls.tile.fold_k(k_patches, inds, vid.shape, weights))
+    assert "coords=(1, 1, 6, 5)" in repr(unfold)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import stnls
-from tests.agg.inputs import make
+from agg_inputs import make
 
 
 def _inner(a, b):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import stnls
-from tests.agg import brute
-from tests.agg.inputs import make
+import agg_bruteforce as brute
+from agg_inputs import make
 
 CONFIGS = [
     # ps, stride0, reflect_bounds, use_adj, dilation, itype
@@ -120,3 +120,36 @@ def test_search_then_aggregate():
     one_hot[..., 0] = 1
     identity = stnls.agg.WeightedPatchSum(ps=3, stride0=1)(vid, one_hot, flows)
     torch.testing.assert_close(identity, vid, rtol=1e-5, atol=1e-5)
+
+
+def test_modules_call_the_functions():
+    vid, weights, flows = make(stride=2, seed=9)
+    modules = [
+        (stnls.agg.NonLocalGather(3, 2), stnls.agg.gather),
+        (stnls.agg.PooledPatchSum(3, 2), stnls.agg.pool),
+        (stnls.agg.NonLocalGatherAdd(3, 2, 2), stnls.agg.gather_add),
+    ]
+    for module, function in modules:
+        kwargs = {"strideIn": 2, "strideOut": 2} if function is stnls.agg.gather_add else {"stride0": 2}
+        torch.testing.assert_close(module(vid, weights, flows), function(vid, weights, flows, ps=3,
+                                                                         **kwargs))
+    stack = stnls.agg.gather(vid, weights, flows, ps=3, stride0=2)
+    torch.testing.assert_close(stnls.agg.NonLocalScatter(3, 2)(stack, weights, flows),
+                               stnls.agg.scatter(stack, weights, flows, ps=3, stride0=2))
+    assert "ps=3, stride0=2" in repr(stnls.agg.NonLocalScatter(3, 2))
+
+
+def test_non_contiguous_inputs():
+    vid, weights, flows = make(seed=10)
+    strided_vid = vid.transpose(-1, -2).contiguous().transpose(-1, -2)
+    strided_weights = weights.transpose(3, 4).contiguous().transpose(3, 4)
+    assert not strided_vid.is_contiguous() and not strided_weights.is_contiguous()
+    torch.testing.assert_close(stnls.agg.wpsum(strided_vid, strided_weights, flows, ps=3),
+                               stnls.agg.wpsum(vid, weights, flows, ps=3))
+
+
+def test_compiles_without_graph_breaks():
+    vid, weights, flows = make(dtype=torch.float32, seed=11)
+    compiled = torch.compile(lambda v, w, f: stnls.agg.wpsum(v, w, f, ps=3), backend="aot_eager",
+                             fullgraph=True)
+    torch.testing.assert_close(compiled(vid, weights, flows), stnls.agg.wpsum(vid, weights, flows, ps=3))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from golden import cases
 
 import stnls
-from tests.golden_data import load_cases, require_golden
 
-CASES = load_cases("NonLocalGather")
-# Case ids skipped on purpose, with the reason (also listed in docs/compatibility.md).
+# Cases skipped on purpose, by id, with the reason (also listed in docs/compatibility.md).
 SKIPPED: dict[str, str] = {}
 
 
@@ -21,12 +20,10 @@ def _close(name, ours, theirs, rtol, atol):
 
 
 @pytest.mark.golden
-@pytest.mark.parametrize("case_id,case", CASES or [pytest.param("none", None, marks=pytest.mark.skip(
-    reason="no golden data (set STNLS_GOLDEN_DIR)"))], ids=[c[0] for c in CASES] or ["none"])
-def test_gather_matches_original(case_id, case):
-    require_golden()
-    if case_id in SKIPPED:
-        pytest.skip(SKIPPED[case_id])
+@pytest.mark.parametrize("case", cases("NonLocalGather"))
+def test_gather_matches_original(case, request):
+    if request.node.callspec.id in SKIPPED:
+        pytest.skip(SKIPPED[request.node.callspec.id])
     params = case["params"]
     vid = case["inputs"]["vid"].double().requires_grad_()
     weights = case["inputs"]["weights"].double().requires_grad_()

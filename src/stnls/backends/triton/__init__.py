@@ -1,0 +1,17 @@
+"""Triton backend: GPU kernels of the ops (also runnable through Triton's interpreter).
+
+Importing raises ``ImportError`` when Triton is missing or too old, and the
+backend chooser then falls back to the reference backend.
+"""
+
+from __future__ import annotations
+
+try:
+    import triton  # noqa: F401
+    import triton.language as tl  # noqa: F401
+except Exception as error:  # a broken triton install must not break stnls
+    raise ImportError(f"the stnls Triton backend needs an importable triton ({error})") from error
+
+from .search import non_local_search, non_local_search_backward
+
+__all__ = ["non_local_search", "non_local_search_backward"]

@@ -1,0 +1,206 @@
+"""Device functions shared by the search kernels: query decoding, search windows,
+candidate positions and the walk over patch pixels.
+
+Videos are read planar, ``[B * HD, T, C, H, W]`` contiguous, so that the
+candidates of one query, laid along a tensor axis, read neighbouring addresses.
+Functions are elementwise: query tensors and candidate tensors broadcast (e.g.
+``[BQ, 1]`` queries against ``[BQ, WW]`` window candidates).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .geometry import frame_of_slot, in_range, pixel, reflect, window_offset
+
+
+@triton.jit
+def decode_queries(qid, Q, HD, HDf, nH, nW):
+    """Split global query ids (over ``B * HD * Q``) into ``(bhd, flow_head, t, nh, nw)``."""
+    bhd = qid // Q
+    rest = qid % Q
+    cell = rest % (nH * nW)
+    flow_head = (bhd // HD) * HDf + (bhd % HD) % HDf
+    return bhd, flow_head, rest // (nH * nW), cell // nW, cell % nW
+
+
+@triton.jit
+def flow_address(flow_head, t, flow_slot, nh, nw, T, Wf, nH, nW):
+    """Offset of channel 0 (dx) of ``flows[flow_head, t, flow_slot, :, nh, nw]``; dy is ``+ nH * nW``."""
+    return ((((flow_head * T + t) * Wf + flow_slot) * 2).to(tl.int64) * (nH * nW)) + nh * nW + nw
+
+
+@triton.jit
+def slot_anchor(flows, flow_head, t, nh, nw, slot, key_h, key_w, live, T, wt, Wf, nH, nW, kH, kW,
+                W_T: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Frame and (reflected) search centre of temporal slot ``slot`` of each query.
+
+    Slot ``s`` reads flow slot ``s - (W_T - Wf)``; a slot without flow is
+    centred on the query itself. Float path: real centres; int path: integer
+    centres (the launcher rounds the flows).
+    """
+    frame = frame_of_slot(t, slot, wt, T)
+    flow_slot = slot - (W_T - Wf)
+    has_flow = live & (t * 0 + flow_slot >= 0)  # a tensor mask even for a scalar slot
+    address = flow_address(flow_head, t, tl.maximum(flow_slot, 0), nh, nw, T, Wf, nH, nW)
+    flow_x = tl.load(flows + address, mask=has_flow, other=0)
+    flow_y = tl.load(flows + address + nH * nW, mask=has_flow, other=0)
+    if IS_FLOAT:
+        anchor_h = reflect(key_h.to(tl.float32) + flow_y, kH)
+        anchor_w = reflect(key_w.to(tl.float32) + flow_x, kW)
+    else:
+        anchor_h = reflect(key_h + flow_y, kH)
+        anchor_w = reflect(key_w + flow_x, kW)
+    return frame, anchor_h, anchor_w
+
+
+@triton.jit
+def search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior, stride1, kH, kW,
+                  FULL_WS: tl.constexpr, INTERIOR: tl.constexpr):
+    """Window side and anchor offsets ``(size, off_h, off_w)`` of each query's window.
+
+    With ``INTERIOR`` (``ws_interior < ws``) queries off the last grid row and
+    column search a ``ws_interior`` window. Offsets are float64.
+    """
+    if INTERIOR:
+        size = tl.where((nh < nH - 1) & (nw < nW - 1), ws_interior, ws)
+    else:
+        size = nh * 0 + ws
+    off_h = window_offset(anchor_h, stride1, size, kH, FULL_WS)
+    off_w = window_offset(anchor_w, stride1, size, kW, FULL_WS)
+    return size, off_h, off_w
+
+
+@triton.jit
+def candidate_position(anchor, offset, i, step, IS_FLOAT: tl.constexpr):
+    """Position of window candidate ``i``: ``anchor + step * (i - offset)``."""
+    if IS_FLOAT:
+        return anchor + step * (i - offset.to(tl.float32))
+    else:
+        return anchor + step * (i - offset.to(tl.int32))
+
+
+@triton.jit
+def corner(y, x, kH, kW, mask):
+    """Pixel offset ``y * kW + x`` (clamped, always safe to read) and whether to read it."""
+    inside = mask & in_range(y, kH) & in_range(x, kW)
+    return tl.minimum(tl.maximum(y, 0), kH - 1) * kW + tl.minimum(tl.maximum(x, 0), kW - 1), inside
+
+
+@triton.jit
+def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
+                    T, C, qH, qW, kH, kW, REFLECT: tl.constexpr):
+    """One patch pixel of the query patches and of their candidate patches.
+
+    Query arguments (``bhd, t, query_h, query_w``) and candidate arguments
+    (``frame, rows, cols``) may have different (broadcastable) shapes. Returns
+    ``(query_pixel, query_ok, key_frame, key_y, key_x, key_ok, sign_y, sign_x)``:
+    the vid0 offset of channel 0 of the query pixel and whether it is inside,
+    the vid1 offset of channel 0 of the key frame, the (reflected) key pixel
+    position and whether it is inside, and d(key pixel)/d(candidate position)
+    per axis (-1 where reflected). Videos are ``[B * HD, T, C, H, W]``.
+    """
+    query_t = reflect(t + pk, T)
+    key_t = reflect(frame + pk, T)
+    qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
+    qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
+    ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
+    kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
+    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (C * qH * qW)
+    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (C * kH * kW)
+    query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
+    query_ok = in_range(query_t, T) & qy_ok & qx_ok
+    key_ok = in_range(key_t, T) & ky_ok & kx_ok
+    return query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x
+
+
+@triton.jit
+def bilinear_weights(y):
+    """``(floor(y) as int32, weight of floor, weight of floor + 1)``."""
+    floor = tl.floor(y)
+    w1 = y - floor
+    return floor.to(tl.int32), 1 - w1, w1
+
+
+@triton.jit
+def bilinear_corners(ky, kx, kH, kW, valid):
+    """The four interpolation corners of real key positions ``(ky, kx)``.
+
+    Returns offsets and read masks of corners (y0, x0), (y0, x0+1), (y0+1, x0),
+    (y0+1, x0+1), then the weights ``wy0, wy1, wx0, wx1`` of the lower and
+    upper row and column. Corners outside the frame are not read.
+    """
+    y0, wy0, wy1 = bilinear_weights(ky)
+    x0, wx0, wx1 = bilinear_weights(kx)
+    o00, m00 = corner(y0, x0, kH, kW, valid)
+    o01, m01 = corner(y0, x0 + 1, kH, kW, valid)
+    o10, m10 = corner(y0 + 1, x0, kH, kW, valid)
+    o11, m11 = corner(y0 + 1, x0 + 1, kH, kW, valid)
+    return o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1
+
+
+@triton.jit
+def key_corners(ky, kx, kH, kW, valid, IS_FLOAT: tl.constexpr):
+    """Corners to read for key pixels, as :func:`bilinear_corners` returns them.
+
+    The int path reads the pixel itself as corner (y0, x0); its other outputs are unused.
+    """
+    if IS_FLOAT:
+        return bilinear_corners(ky, kx, kH, kW, valid)
+    else:
+        offset, inside = corner(ky, kx, kH, kW, valid)
+        return offset, offset, offset, offset, inside, inside, inside, inside, 1.0, 0.0, 1.0, 0.0
+
+
+@triton.jit
+def read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11):
+    """Values (float32) of the four corners in the channel plane starting at ``channel``."""
+    v00 = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
+    v01 = tl.load(channel + o01, mask=m01, other=0).to(tl.float32)
+    v10 = tl.load(channel + o10, mask=m10, other=0).to(tl.float32)
+    v11 = tl.load(channel + o11, mask=m11, other=0).to(tl.float32)
+    return v00, v01, v10, v11
+
+
+@triton.jit
+def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
+                   T, C, qH, qW, kH, kW, dilation, PS: tl.constexpr, PT: tl.constexpr,
+                   USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr,
+                   L2: tl.constexpr):
+    """Patch distance (float32, the shape of ``rows``) of each query and candidate.
+
+    l2 sums ``(v1 - v0)^2`` and prod ``v0 * v1`` over ``PT x PS x PS`` pixels and
+    ``C`` channels; a pixel pair with either pixel outside adds 0. ``query_h``
+    and ``query_w`` already include ``off_Hq``/``off_Wq``. Key pixels are read
+    exactly (int path) or bilinearly at real positions (float path).
+    """
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    q_plane = qH * qW
+    k_plane = kH * kW
+    dist = rows.to(tl.float32) * 0.0
+    for pk in tl.static_range(PT):
+        for py in tl.static_range(PS):
+            for px in tl.static_range(PS):
+                query_pixel, query_ok, key_frame, ky, kx, key_ok, _, _ = patch_walk_step(
+                    bhd, t, query_h, query_w, frame, rows, cols, pk, dilation * (FIRST + py),
+                    dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
+                valid = live & query_ok & key_ok
+                pixel_sum = dist * 0.0
+                o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
+                    ky, kx, kH, kW, valid, IS_FLOAT)
+                for c in range(C):
+                    channel = vid1 + key_frame + c * k_plane
+                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                    if IS_FLOAT:
+                        v00, v01, v10, v11 = read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11)
+                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+                    else:
+                        key = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
+                    if L2:
+                        diff = key - query
+                        pixel_sum += diff * diff
+                    else:
+                        pixel_sum += query * key
+                dist += tl.where(valid, pixel_sum, 0.0)
+    return dist

@@ -1,0 +1,240 @@
+"""Launchers of the Triton non-local search (same contract as the reference backend).
+
+Routes of the forward:
+
+* ``topk``: ``k > 0`` with ``topk_mode`` "all" or "each" and at most
+  ``MAX_KEPT`` kept per group: one fused kernel, running top-k in registers,
+  memory = the outputs.
+* ``all``: every candidate kept in window order (``k <= 0`` or "none", and a
+  self_action that does not reorder): one kernel writing the outputs directly.
+* ``select``: everything else (more than ``MAX_KEPT`` kept per group, ``k <= 0``
+  with a reordering self_action, and "anchor" + "each" on the float path with a
+  flow for the query's own frame, where the anchor may sit in another frame):
+  the ``all`` kernel over chunks of queries, then the reference's
+  self_action and top-k on each chunk. Memory is one chunk of candidates
+  (``STNLS_CHUNK_BYTES``).
+
+float64 videos run the reference backend. The backward adds with atomics;
+when ``torch.are_deterministic_algorithms_enabled()`` it adds int64 fixed-point
+values instead (bitwise-reproducible, see :func:`fixed_point_scales`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import triton
+from torch import Tensor
+
+from ...params import SearchParams
+from ...utils.env import chunk_size
+from ..reference import search as reference
+from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN, search_all_kernel,
+                             search_backward_kernel, search_topk_kernel)
+
+# Largest number of neighbours kept per group by the fused top-k kernel.
+MAX_KEPT = 128
+
+_ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
+                 "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
+                 "anchor_and_remove_ref_frame": SLOT_PIN}
+
+
+def _device_guard(tensor: Tensor):
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+
+
+def _kernel_flows(flows: Tensor, p: SearchParams) -> Tensor:
+    """Flows as the kernels read them: contiguous float32 (float path) or rounded int32."""
+    flows = flows.float()
+    flows = torch.round(flows).to(torch.int32) if p.itype == "int" else flows.contiguous()
+    if flows.numel() == 0:  # no flow slot: pass a valid (never read) pointer
+        flows = flows.new_zeros(1)
+    return flows
+
+
+def group_size(p: SearchParams) -> int:
+    """Neighbours kept per top-k group: the whole window ("all") or one slot ("each")."""
+    if p.topk_mode == "each":
+        return min(p.k, p.ws * p.ws)
+    return p.num_neighbors
+
+
+def route(p: SearchParams, Wf: int) -> str:
+    """Which forward path runs: ``"topk"``, ``"all"`` or ``"select"`` (see the module doc)."""
+    if p.k <= 0 or p.topk_mode == "none":
+        return "all" if _ANCHOR_MODES[p.self_action] == NO_ANCHOR else "select"
+    if (p.topk_mode == "each" and _ANCHOR_MODES[p.self_action] == GLOBAL_PIN and p.itype == "float"
+            and Wf == p.window_frames):
+        return "select"
+    return "topk" if group_size(p) <= MAX_KEPT else "select"
+
+
+def _geometry_args(L: reference.Layout, p: SearchParams) -> tuple:
+    """Scalar kernel arguments from ``Q`` to ``ws_interior`` (same order in every forward kernel)."""
+    step = int(p.stride1) if p.itype == "int" else float(p.stride1)
+    return (L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW, L.nH, L.nW, L.Wf, p.wt,
+            p.stride0, p.strideQ, step, p.off_Hq, p.off_Wq, p.dilation, p.ws, p.ws_interior)
+
+
+def _geometry_constants(p: SearchParams, first_slot: int) -> dict:
+    return dict(W_T=p.window_frames, S_FIRST=first_slot, PS=p.ps, PT=p.pt,
+                IS_FLOAT=p.itype == "float", L2=p.dist_type == "l2", FULL_WS=p.full_ws,
+                REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj, INTERIOR=p.ws_interior < p.ws)
+
+
+def _interpreting() -> bool:
+    """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _block(items: int, block: int) -> int:
+    """Tile size: ``block`` on a GPU; under the interpreter, whose cost is per
+    program rather than per element, one tile covering up to 4096 items."""
+    return min(4096, triton.next_power_of_2(max(items, 1))) if _interpreting() else block
+
+
+def _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
+                L: reference.Layout, p: SearchParams) -> None:
+    """Every candidate of queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``."""
+    S = (p.window_frames - first_slot) * p.ws * p.ws
+    pairs = n_queries * S
+    block = _block(pairs, 128)
+    search_all_kernel[(triton.cdiv(pairs, block),)](
+        vid0c, vid1c, flows_k, stride1, dists, inds, q_start, pairs, S, *_geometry_args(L, p),
+        **_geometry_constants(p, first_slot), BLOCK=block, num_warps=4)
+
+
+def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
+    """Forward search; same contract as :func:`stnls.backends.reference.search.non_local_search`."""
+    if vid0.dtype == torch.float64:
+        return reference.non_local_search(vid0, vid1, flows, p)
+    L = reference.Layout.of(vid0, vid1, flows)
+    K, total = p.num_neighbors, L.B * L.HD * L.queries
+    inds_dtype = torch.int32 if p.itype == "int" else torch.float32
+    shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
+    path = route(p, L.Wf)
+    with _device_guard(vid0):
+        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
+        flows_k = _kernel_flows(flows, p)
+        stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
+        dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
+        inds = torch.empty(total, K, 3, dtype=inds_dtype, device=vid0.device)
+        if path == "topk":
+            kept = group_size(p)
+            anchor = _ANCHOR_MODES[p.self_action]
+            window = triton.next_power_of_2(p.ws * p.ws)
+            bq = _block(total, min(16, max(2, 512 // window)))  # BQ=32 fails to compile on Triton 3.6
+            search_topk_kernel[(triton.cdiv(total, bq),)](
+                vid0c, vid1c, flows_k, stride1, dists, inds, total, *_geometry_args(L, p), kept, K,
+                **_geometry_constants(p, int(p.drops_ref_frame)), EACH=p.topk_mode == "each",
+                ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN), WW=window,
+                KP=triton.next_power_of_2(kept), BQ=bq, num_warps=4)
+        elif path == "all":
+            _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
+                        int(p.drops_ref_frame), L, p)
+        else:
+            _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L, p)
+    return dists.view(shape).to(vid0.dtype), inds.view(*shape, 3)
+
+
+def _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L: reference.Layout,
+                      p: SearchParams) -> None:
+    """All candidates of a chunk of queries, then the reference's self_action and top-k."""
+    total, S1 = dists.shape[0], p.ws * p.ws
+    S = p.window_frames * S1
+    flows_ref = torch.round(flows.float()).long() if p.itype == "int" else flows.float()
+    step = chunk_size(S * 48)
+    for start in range(0, total, step):
+        n = min(step, total - start)
+        chunk_dists = torch.empty(n, S, dtype=torch.float32, device=dists.device)
+        chunk_inds = torch.empty(n, S, 3, dtype=inds.dtype, device=dists.device)
+        _launch_all(vid0c, vid1c, flows_k, stride1, chunk_dists, chunk_inds, start, n, 0, L, p)
+        index = torch.arange(start, start + n, device=dists.device)
+        targets = reference.slot_targets(flows_ref, reference.decode(index, L, p), L, p)
+        kept_dists, kept_inds = reference.select(
+            chunk_dists.view(n, p.window_frames, S1), chunk_inds.view(n, p.window_frames, S1, 3),
+            targets, p)
+        dists[start:start + n] = kept_dists
+        inds[start:start + n] = kept_inds.to(inds.dtype)
+
+
+def fixed_point_scales(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1: Tensor,
+                       pairs: int, p: SearchParams) -> Tensor:
+    """Scales ``[3]`` (grad vid0, grad vid1, grad flows) of the deterministic backward.
+
+    Each gradient is summed as int64 multiples of ``1 / scale``; integer sums do
+    not depend on the order of the atomic adds, so results are bitwise
+    reproducible. The scale is the largest power of two for which the sum of
+    the absolute values of all contributions (bounded from the inputs' maxima)
+    stays below 2^61, which leaves about 2^31 units for the largest single
+    contribution: far finer than float32 rounding of the same sums.
+    """
+    g = grad_dists.detach().abs().amax().float()
+    v0, v1 = vid0.detach().abs().amax().float(), vid1.detach().abs().amax().float()
+    contribution = 2 * g * (v0 + v1) if p.dist_type == "l2" else g * torch.maximum(v0, v1)
+    terms = pairs * p.pt * p.ps * p.ps * 4
+    bound_vid = contribution * terms
+    bound_flows = pairs * (contribution * p.pt * p.ps * p.ps * vid0.shape[3] * 2 * v1
+                           + grad_inds.detach().abs().amax().float())
+    bounds = torch.stack([bound_vid, bound_vid, bound_flows]).clamp(min=1e-30)
+    exponent = torch.floor(61 - torch.log2(bounds)).clamp(-120, 120)
+    return torch.exp2(exponent).float()
+
+
+def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1: Tensor,
+                              flows: Tensor, inds: Tensor, flows_need_grad: bool,
+                              p: SearchParams) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward; same contract as :func:`stnls.backends.reference.search.non_local_search_backward`."""
+    if vid0.dtype == torch.float64:
+        return reference.non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds,
+                                                   flows_need_grad, p)
+    L = reference.Layout.of(vid0, vid1, flows)
+    total = L.B * L.HD * L.queries
+    K_full = inds.shape[-2]
+    K = K_full if p.k_agg <= 0 else min(p.k_agg, K_full)
+    want_flows = flows_need_grad and p.itype == "float" and L.Wf > 0
+    fixed_point = torch.are_deterministic_algorithms_enabled()
+    acc_dtype = torch.int64 if fixed_point else torch.float32
+    pairs = total * K
+    with _device_guard(vid0):
+        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
+        flows_k = _kernel_flows(flows, p)
+        grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
+        if want_flows:
+            grad_inds_c = grad_inds.reshape(total, K_full, 3).float().contiguous()
+        else:  # never read
+            grad_inds_c = torch.zeros(1, 1, 3, device=vid0.device)
+        inds_c = inds.reshape(total, K_full, 3).contiguous()
+        grad0 = torch.zeros(vid0c.shape, dtype=acc_dtype, device=vid0.device)
+        grad1 = torch.zeros(vid1c.shape, dtype=acc_dtype, device=vid0.device)
+        grad_flows = torch.zeros(max(flows.numel(), 1), dtype=acc_dtype, device=vid0.device)
+        if fixed_point:
+            scales = fixed_point_scales(grad_dists_c[:, :K], grad_inds_c[:, :K], vid0, vid1,
+                                        pairs, p)
+        else:
+            scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
+        neighbours = triton.next_power_of_2(max(K, 1))
+        bq = _block(total, min(16, max(2, 256 // neighbours)))
+        if pairs > 0:
+            search_backward_kernel[(triton.cdiv(total, bq),)](
+                grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
+                scales, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW,
+                L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
+                W_T=p.window_frames, PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float",
+                L2=p.dist_type == "l2", REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj,
+                FLOWS=want_flows, FIXED_POINT=fixed_point, BQ=bq, KK=neighbours, num_warps=4)
+        if fixed_point:
+            grad0, grad1, grad_flows = (buf.double() / scale.double()
+                                        for buf, scale in zip((grad0, grad1, grad_flows), scales))
+        grad0, grad1 = grad0.float(), grad1.float()
+        if p.normalize_bwd:
+            grad0 = grad0 / reference.coverage_counts(L.qH, L.qW, p.stride0, p.ps, grad0.dtype, vid0.device)
+            grad1 = grad1 / reference.coverage_counts(L.kH, L.kW, int(p.stride1), p.ps, grad1.dtype,
+                                                      vid0.device)
+        grad_flows = grad_flows[:flows.numel()].float().view(flows.shape)
+    return grad0.to(vid0.dtype), grad1.to(vid1.dtype), grad_flows.to(flows.dtype)

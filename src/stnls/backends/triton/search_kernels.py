@@ -1,0 +1,454 @@
+"""Triton kernels of the non-local search: fused top-k forward, all-candidates
+forward, and the backward to the videos and flows.
+
+Distances are kept in a "smaller is better" form inside the kernels (prod
+distances negated) so that one comparison serves both dist types. Candidates
+are numbered in window order ``pos = slot' * ws * ws + i * ws + j`` (``slot'``
+counted from the first searched slot). The top-k kernel lays the ``ws * ws``
+candidates of one slot along a tensor axis (``[BQ, WW]`` tiles, ``WW`` the next
+power of two) and merges each slot into the kept entries.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
+from .patches import (candidate_position, decode_queries, flow_address, key_corners, patch_distance,
+                      patch_walk_step, read_corners, search_window, slot_anchor)
+
+# Order key of entries that must never be kept (removed, pinned, or past the window).
+EXCLUDED = tl.constexpr(2147483647)
+# Order keys of the not-yet-filled kept entries: after every candidate, before EXCLUDED.
+EMPTY = tl.constexpr(2147483000)
+
+# Anchor modes (``ANCHOR`` constexpr): how self_action edits the candidate list.
+NO_ANCHOR = tl.constexpr(0)
+GLOBAL_PIN = tl.constexpr(1)     # "anchor"/"anchor_self": the query's own location first
+GLOBAL_REMOVE = tl.constexpr(2)  # "remove": the query's own location dropped
+SLOT_PIN = tl.constexpr(3)       # "anchor_each"/"anchor_and_remove_ref_frame": per slot
+
+
+@triton.jit
+def candidate_inds(flows, flow_head, t, nh, nw, key_h, key_w, live, pos, T, wt, Wf, nH, nW, kH, kW,
+                   ws, ws_interior, stride1, step, W_T: tl.constexpr, S_FIRST: tl.constexpr,
+                   IS_FLOAT: tl.constexpr, FULL_WS: tl.constexpr, INTERIOR: tl.constexpr):
+    """Decode window positions ``pos`` into ``(dt, dh, dw, frame, rows, cols, written)``.
+
+    ``(dt, dh, dw)`` is the relative index written to ``inds`` (float32 or
+    int32; ``UNWRITTEN_IND`` where ``ws_interior`` left the entry unwritten).
+    """
+    slot = S_FIRST + pos // (ws * ws)
+    i = (pos % (ws * ws)) // ws
+    j = pos % ws
+    frame, anchor_h, anchor_w = slot_anchor(flows, flow_head, t, nh, nw, slot, key_h, key_w, live,
+                                            T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
+    size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
+                                       stride1, kH, kW, FULL_WS, INTERIOR)
+    rows = candidate_position(anchor_h, off_h, i, step, IS_FLOAT)
+    cols = candidate_position(anchor_w, off_w, j, step, IS_FLOAT)
+    written = (i < size) & (j < size)
+    dt = frame - t
+    if IS_FLOAT:
+        dt = dt.to(tl.float32)
+        dh = rows - key_h.to(tl.float32)
+        dw = cols - key_w.to(tl.float32)
+    else:
+        dh = rows - key_h
+        dw = cols - key_w
+    dt = tl.where(written, dt, UNWRITTEN_IND)
+    dh = tl.where(written, dh, UNWRITTEN_IND)
+    dw = tl.where(written, dw, UNWRITTEN_IND)
+    return dt, dh, dw, frame, rows, cols, written
+
+
+@triton.jit
+def window_scan(first_close, best_l1, best_pos, target_t, target_h, target_w, dt, dh, dw, pos,
+                in_window, IS_FLOAT: tl.constexpr):
+    """Anchor search over one slot's window ``[BQ, WW]``, slots visited in order.
+
+    Tracks the first candidate within 1e-8 in L1 of the target (exactly equal on
+    the int path) and the first L1 minimum; :func:`resolve_anchor` picks between
+    them (see :func:`stnls.backends.reference.search.anchor`).
+    """
+    l1 = tl.abs(dt - target_t) + tl.abs(dh - target_h) + tl.abs(dw - target_w)
+    if IS_FLOAT:
+        close = l1 < 1e-8
+        far = float("inf")
+    else:
+        close = l1 == 0
+        far = 2147483647
+    slot_first = tl.min(tl.where(close & in_window, pos, EXCLUDED), 1)
+    first_close = tl.where((first_close < 0) & (slot_first < EXCLUDED), slot_first, first_close)
+    l1 = tl.where(in_window, l1, far)
+    slot_min = tl.min(l1, 1)
+    slot_at = tl.min(tl.where(l1 == slot_min[:, None], pos, EXCLUDED), 1)
+    better = slot_min < best_l1
+    return first_close, tl.where(better, slot_min, best_l1), tl.where(better, slot_at, best_pos)
+
+
+@triton.jit
+def resolve_anchor(first_close, best_l1, best_pos, IS_FLOAT: tl.constexpr):
+    """Anchor position: the first close match, else (float) the nearest if < 10000, else 0."""
+    if IS_FLOAT:
+        fallback = tl.where(best_l1 < 10000, best_pos, 0)
+    else:
+        fallback = best_pos * 0
+    return tl.where(first_close >= 0, first_close, fallback)
+
+
+@triton.jit
+def empty_best(lanes, n_keep, BQ: tl.constexpr, KP: tl.constexpr):
+    """Kept entries ``(dist, order key, pos)``, each ``[BQ, KP]``, before any candidate."""
+    zeros = tl.zeros([BQ, KP], dtype=tl.int32)
+    best_key = zeros + tl.where(lanes < n_keep, EMPTY + lanes, EXCLUDED)[None, :]
+    return zeros.to(tl.float32) + float("inf"), best_key, zeros
+
+
+@triton.jit
+def merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep):
+    """The ``n_keep`` best of the kept entries and a block of candidates, sorted.
+
+    Entries are ordered by ``(d, key)``; keys are unique (but EXCLUDED), so each
+    step takes exactly one entry. Returns the new kept entries, best first.
+    """
+    new_d, new_key, new_pos = best_d, best_key, best_pos
+    for r in range(n_keep):
+        d_min = tl.minimum(tl.min(best_d, 1), tl.min(d, 1))[:, None]
+        key_min = tl.minimum(tl.min(tl.where(best_d == d_min, best_key, EXCLUDED), 1),
+                             tl.min(tl.where(d == d_min, key, EXCLUDED), 1))[:, None]
+        from_best = (best_d == d_min) & (best_key == key_min)
+        from_block = (d == d_min) & (key == key_min)
+        pos_min = tl.maximum(tl.max(tl.where(from_best, best_pos, -1), 1),
+                             tl.max(tl.where(from_block, pos, -1), 1))[:, None]
+        here = (lanes == r)[None, :]
+        new_d = tl.where(here, d_min, new_d)
+        new_key = tl.where(here, key_min, new_key)
+        new_pos = tl.where(here, pos_min, new_pos)
+        best_d = tl.where(from_best, float("inf"), best_d)
+        best_key = tl.where(from_best, EXCLUDED, best_key)
+        d = tl.where(from_block, float("inf"), d)
+        key = tl.where(from_block, EXCLUDED, key)
+    return new_d, new_key, new_pos
+
+
+@triton.jit
+def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexpr):
+    """Write distances (sign restored) and relative indices at output entries ``out``."""
+    if L2:
+        tl.store(dists_out + out, d, mask=mask)
+    else:
+        tl.store(dists_out + out, -d, mask=mask)
+    tl.store(inds_out + out * 3, dt, mask=mask)
+    tl.store(inds_out + out * 3 + 1, dh, mask=mask)
+    tl.store(inds_out + out * 3 + 2, dw, mask=mask)
+
+
+@triton.jit
+def search_topk_kernel(
+        vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
+        total, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
+        W_T: tl.constexpr, S_FIRST: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+        IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
+        USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
+        PINNED: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
+    """Search with the best ``k_group`` per group kept in registers (``k > 0``).
+
+    A program takes ``BQ`` queries; for each slot it scores the slot's window
+    as a ``[BQ, WW]`` tile and merges it into the kept entries of the group (the
+    whole window, or each slot with ``EACH``). Ties keep window order after the
+    self_action swap. Writes ``dists [total, K_out]`` and ``inds [total, K_out, 3]``.
+    """
+    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    live = qid < total
+    # lanes past the end decode the last query, so that every address stays inside the videos
+    bhd, flow_head, t, nh, nw = decode_queries(tl.minimum(qid, total - 1), Q, HD, HDf, nH, nW)
+    bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
+    key_h = nh * stride0
+    key_w = nw * stride0
+    query_h = ((nh * strideQ) % qH + off_Hq)[:, None]
+    query_w = ((nw * strideQ) % qW + off_Wq)[:, None]
+    stride1 = tl.load(stride1_ptr)
+    S1 = ws * ws
+    lanes = tl.arange(0, KP)
+    window = tl.arange(0, WW)[None, :]
+    in_window = window < S1
+    i = window // ws
+    j = window % ws
+    zero = nh * 0
+    if IS_FLOAT:
+        far = zero.to(tl.float32) + float("inf")
+        base_h = key_h.to(tl.float32)[:, None]
+        base_w = key_w.to(tl.float32)[:, None]
+    else:
+        far = zero + 2147483647
+        base_h = key_h[:, None]
+        base_w = key_w[:, None]
+
+    global_pos = zero
+    if ANCHOR == GLOBAL_PIN or ANCHOR == GLOBAL_REMOVE:
+        first_close, best_l1, best_at = zero - 1, far, zero
+        for s in range(S_FIRST, W_T):
+            frame, anchor_h, anchor_w = slot_anchor(flows, flow_head, t, nh, nw, s, key_h, key_w, live,
+                                                    T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
+            size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
+                                               stride1, kH, kW, FULL_WS, INTERIOR)
+            written = (i < size[:, None]) & (j < size[:, None])
+            dt = tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND)
+            dh = tl.where(written, candidate_position(anchor_h[:, None], off_h[:, None], i, step, IS_FLOAT) - base_h, UNWRITTEN_IND)
+            dw = tl.where(written, candidate_position(anchor_w[:, None], off_w[:, None], j, step, IS_FLOAT) - base_w, UNWRITTEN_IND)
+            first_close, best_l1, best_at = window_scan(
+                first_close, best_l1, best_at, 0, 0, 0, dt, dh, dw, (s - S_FIRST) * S1 + window,
+                in_window, IS_FLOAT)
+        global_pos = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
+
+    n_keep = k_group - PINNED
+    best_d, best_key, best_pos = empty_best(lanes, n_keep, BQ, KP)
+    anchor_d = far.to(tl.float32)
+    anchor_pos = zero
+    for s in range(S_FIRST, W_T):
+        slot = s - S_FIRST
+        frame, anchor_h, anchor_w = slot_anchor(flows, flow_head, t, nh, nw, s, key_h, key_w, live,
+                                                T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
+        size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
+                                           stride1, kH, kW, FULL_WS, INTERIOR)
+        rows = candidate_position(anchor_h[:, None], off_h[:, None], i, step, IS_FLOAT)
+        cols = candidate_position(anchor_w[:, None], off_w[:, None], j, step, IS_FLOAT)
+        written = in_window & (i < size[:, None]) & (j < size[:, None])
+        if EACH:
+            group_base = 0
+            if ANCHOR == SLOT_PIN:
+                slot_pins = 1
+            elif ANCHOR == GLOBAL_PIN:
+                slot_pins = 1 - tl.minimum(slot, 1)  # 1 in the first slot only
+            else:
+                slot_pins = 0
+            n_keep = k_group - slot_pins
+            best_d, best_key, best_pos = empty_best(lanes, n_keep, BQ, KP)
+        else:
+            group_base = slot * S1
+        # The self_action swap: group keys swap_a and swap_b trade places.
+        if ANCHOR == SLOT_PIN:
+            dt = (frame - t)[:, None].to(base_h.dtype)
+            first_close, best_l1, best_at = window_scan(
+                zero - 1, far, zero, dt, anchor_h[:, None] - base_h, anchor_w[:, None] - base_w,
+                tl.where(written, dt, UNWRITTEN_IND), tl.where(written, rows - base_h, UNWRITTEN_IND),
+                tl.where(written, cols - base_w, UNWRITTEN_IND), group_base + window, in_window,
+                IS_FLOAT)
+            swap_a = zero + group_base
+            swap_b = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
+        elif ANCHOR == GLOBAL_PIN or ANCHOR == GLOBAL_REMOVE:
+            if EACH:
+                swap_a = tl.where(slot == 0, zero, zero - 1)
+                swap_b = tl.where(slot == 0, global_pos, zero - 1)
+            else:
+                swap_a, swap_b = zero, global_pos
+        else:
+            swap_a, swap_b = zero - 1, zero - 1
+        valid = written & in_range(rows, kH) & in_range(cols, kW)
+        d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w, frame[:, None],
+                           rows, cols, live[:, None] & valid, T, C, qH, qW, kH, kW, dilation,
+                           PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+        if not L2:
+            d = -d
+        d = tl.where(valid, d, float("inf"))
+        x = group_base + window
+        swap_a = swap_a[:, None]
+        swap_b = swap_b[:, None]
+        key = tl.where(x == swap_a, swap_b, tl.where(x == swap_b, swap_a, x))
+        pos = slot * S1 + window + zero[:, None]
+        excluded = ~in_window
+        if ANCHOR != NO_ANCHOR:
+            first = (key == 0) & (swap_a == 0) & in_window
+            excluded = excluded | first
+            if PINNED:
+                has_first = tl.max(first.to(tl.int32), 1) > 0
+                anchor_d = tl.where(has_first, tl.sum(tl.where(first, d, 0.0), 1), anchor_d)
+                anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
+        d = tl.where(excluded, float("inf"), d)
+        key = tl.where(excluded, EXCLUDED, key)
+        best_d, best_key, best_pos = merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep)
+        if EACH:
+            group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
+                        best_d, best_pos, lanes, n_keep, slot * k_group, slot_pins,
+                        anchor_d, anchor_pos, K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
+                        stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+    if not EACH:
+        group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
+                    best_d, best_pos, lanes, n_keep, 0, PINNED, anchor_d, anchor_pos,
+                    K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
+                    IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+
+
+@triton.jit
+def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
+                best_d, best_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
+                K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
+                W_T: tl.constexpr, S_FIRST: tl.constexpr, IS_FLOAT: tl.constexpr,
+                FULL_WS: tl.constexpr, INTERIOR: tl.constexpr, L2: tl.constexpr,
+                ANCHOR: tl.constexpr):
+    """Write one group: the pinned anchor (if ``pins``) then the kept entries, best first."""
+    row = qid * K_out + out_first
+    if pins != 0:
+        dt, dh, dw, _, _, _, _ = candidate_inds(
+            flows, flow_head, t, nh, nw, key_h, key_w, live, anchor_pos, T, wt, Wf, nH, nW, kH, kW,
+            ws, ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
+        if IS_FLOAT and ANCHOR == GLOBAL_PIN:
+            dt, dh, dw = dt * 0.0, dh * 0.0, dw * 0.0  # the query's own index, written exactly
+        store_entries(dists_out, inds_out, row, live, anchor_d, dt, dh, dw, L2)
+        row += 1
+    mask = live[:, None] & (lanes < n_keep)[None, :]
+    dt, dh, dw, _, _, _, _ = candidate_inds(
+        flows, flow_head[:, None], t[:, None], nh[:, None], nw[:, None], key_h[:, None],
+        key_w[:, None], mask, best_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
+        W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
+    store_entries(dists_out, inds_out, row[:, None] + lanes[None, :], mask, best_d, dt, dh, dw, L2)
+
+
+@triton.jit
+def search_all_kernel(
+        vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
+        q_start, total_pairs, S, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior,
+        W_T: tl.constexpr, S_FIRST: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+        IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
+        USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, BLOCK: tl.constexpr):
+    """Every candidate, in window order: ``dists [pairs]`` and ``inds [pairs, 3]``.
+
+    A program takes ``BLOCK`` consecutive (query, candidate) pairs of the
+    queries from ``q_start``; each query has ``S`` candidates (slots from
+    ``S_FIRST``). Out-of-image candidates get the invalid distance.
+    """
+    pair = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pair < total_pairs
+    pair = tl.minimum(pair, total_pairs - 1)  # lanes past the end redo the last pair, unstored
+    qid = q_start + pair // S
+    pos = (pair % S).to(tl.int32)
+    bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
+    bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
+    key_h = nh * stride0
+    key_w = nw * stride0
+    stride1 = tl.load(stride1_ptr)
+    dt, dh, dw, frame, rows, cols, written = candidate_inds(
+        flows, flow_head, t, nh, nw, key_h, key_w, live, pos, T, wt, Wf, nH, nW, kH, kW, ws,
+        ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
+    valid = written & in_range(rows, kH) & in_range(cols, kW)
+    d = patch_distance(vid0, vid1, bhd, t, (nh * strideQ) % qH + off_Hq, (nw * strideQ) % qW + off_Wq,
+                       frame, rows, cols, live & valid, T, C, qH, qW, kH, kW, dilation, PS, PT,
+                       USE_ADJ, REFLECT, IS_FLOAT, L2)
+    if not L2:
+        d = -d
+    d = tl.where(valid, d, float("inf"))
+    store_entries(dists_out, inds_out, pair, live, d, dt, dh, dw, L2)
+
+
+@triton.jit
+def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
+    """Atomic add; with ``FIXED_POINT`` into int64 units of ``1 / scale`` (order-independent)."""
+    if FIXED_POINT:
+        tl.atomic_add(pointer, (value * scale).to(tl.int64), mask=mask)
+    else:
+        tl.atomic_add(pointer, value, mask=mask)
+
+
+@triton.jit
+def search_backward_kernel(
+        grad_dists, grad_inds, inds, vid0, vid1, flows, grad0, grad1, grad_flows, scales,
+        total, K_full, K_agg, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        stride0, strideQ, off_Hq, off_Wq, dilation,
+        W_T: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr,
+        L2: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr, FLOWS: tl.constexpr,
+        FIXED_POINT: tl.constexpr, BQ: tl.constexpr, KK: tl.constexpr):
+    """Gradients of the first ``K_agg`` neighbours of ``BQ`` queries, by atomic adds.
+
+    Neighbours lie along the second axis of ``[BQ, KK]`` tiles. For each patch
+    pixel and channel the query pixel's gradient is summed over the neighbours
+    before one add; the key pixels (bilinear corners on the float path) get one
+    add per neighbour. With ``FLOWS``, ``grad_flows`` gets the gradient of the
+    candidate position chained through the search centre (plus ``grad_inds``).
+    With ``FIXED_POINT`` the buffers are int64 in units of ``1 / scales[i]``.
+    """
+    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    neighbour = tl.arange(0, KK)[None, :]
+    live = (qid < total)[:, None] & (neighbour < K_agg)
+    entry = qid[:, None] * K_full + neighbour
+    bhd, flow_head, t, nh, nw = decode_queries(tl.minimum(qid, total - 1), Q, HD, HDf, nH, nW)
+    bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
+    key_h = (nh * stride0)[:, None]
+    key_w = (nw * stride0)[:, None]
+    scale0 = tl.load(scales)
+    scale1 = tl.load(scales + 1)
+    dt = tl.load(inds + entry * 3, mask=live, other=0)
+    dh = tl.load(inds + entry * 3 + 1, mask=live, other=0)
+    dw = tl.load(inds + entry * 3 + 2, mask=live, other=0)
+    frame = t[:, None] + dt.to(tl.int32)
+    if IS_FLOAT:
+        rows = key_h.to(tl.float32) + dh
+        cols = key_w.to(tl.float32) + dw
+    else:
+        rows = key_h + dh
+        cols = key_w + dw
+    centre_ok = live & in_range(frame, T) & in_range(rows, kH) & in_range(cols, kW)
+    weight = tl.where(centre_ok, tl.load(grad_dists + entry, mask=live, other=0).to(tl.float32), 0.0)
+    query_h = ((nh * strideQ) % qH + off_Hq)[:, None]
+    query_w = ((nw * strideQ) % qW + off_Wq)[:, None]
+    q_plane = qH * qW
+    k_plane = kH * kW
+    grad_h = weight * 0.0
+    grad_w = weight * 0.0
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    for pk in tl.static_range(PT):
+        for py in tl.static_range(PS):
+            for px in tl.static_range(PS):
+                query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x = patch_walk_step(
+                    bhd[:, None], t[:, None], query_h, query_w, frame, rows, cols, pk,
+                    dilation * (FIRST + py), dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
+                valid = centre_ok & query_ok & key_ok
+                g = tl.where(valid, weight, 0.0)
+                query_add = tl.max(valid.to(tl.int32), 1) > 0
+                o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
+                    ky, kx, kH, kW, valid, IS_FLOAT)
+                for c in range(C):
+                    channel = key_frame + c * k_plane
+                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                    if IS_FLOAT:
+                        v00, v01, v10, v11 = read_corners(vid1 + channel, o00, o01, o10, o11,
+                                                          m00, m01, m10, m11)
+                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+                    else:
+                        key = tl.load(vid1 + channel + o00, mask=m00, other=0).to(tl.float32)
+                    if L2:
+                        grad_query = 2.0 * g * (query - key)
+                        grad_key = -grad_query
+                    else:
+                        grad_query = g * key
+                        grad_key = g * query
+                    accumulate(grad0 + tl.max(query_pixel, 1) + c * q_plane, tl.sum(grad_query, 1),
+                               query_add, scale0, FIXED_POINT)
+                    if IS_FLOAT:
+                        accumulate(grad1 + channel + o00, grad_key * (wy0 * wx0), m00, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o01, grad_key * (wy0 * wx1), m01, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o10, grad_key * (wy1 * wx0), m10, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel + o11, grad_key * (wy1 * wx1), m11, scale1, FIXED_POINT)
+                        if FLOWS:
+                            # d(bilinear value)/dy and /dx over the in-frame corners
+                            grad_h += grad_key * (wx0 * (v10 - v00) + wx1 * (v11 - v01)) * sign_y
+                            grad_w += grad_key * (wy0 * (v01 - v00) + wy1 * (v11 - v10)) * sign_x
+                    else:
+                        accumulate(grad1 + channel + o00, grad_key, m00, scale1, FIXED_POINT)
+    if FLOWS:
+        flow_slot = slot_of_frame(t[:, None], frame, wt, T) - (W_T - Wf)
+        has_flow = centre_ok & (flow_slot >= 0)
+        address = flow_address(flow_head[:, None], t[:, None], tl.maximum(flow_slot, 0),
+                               nh[:, None], nw[:, None], T, Wf, nH, nW)
+        flow_x = tl.load(flows + address, mask=has_flow, other=0)
+        flow_y = tl.load(flows + address + nH * nW, mask=has_flow, other=0)
+        sign_h = tl.where(in_range(key_h.to(tl.float32) + flow_y, kH), 1.0, -1.0)
+        sign_w = tl.where(in_range(key_w.to(tl.float32) + flow_x, kW), 1.0, -1.0)
+        grad_ind_h = tl.load(grad_inds + entry * 3 + 1, mask=has_flow, other=0).to(tl.float32)
+        grad_ind_w = tl.load(grad_inds + entry * 3 + 2, mask=has_flow, other=0).to(tl.float32)
+        scale2 = tl.load(scales + 2)
+        accumulate(grad_flows + address + nH * nW, sign_h * (grad_h + grad_ind_h), has_flow, scale2, FIXED_POINT)
+        accumulate(grad_flows + address, sign_w * (grad_w + grad_ind_w), has_flow, scale2, FIXED_POINT)
