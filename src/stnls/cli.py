@@ -146,11 +146,59 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# stnls bench
+
+BENCH_EPILOG = """\
+examples:
+  stnls bench                          the benchmark of this machine's device
+  stnls bench --json bench.json        also write every number as JSON
+  stnls bench --configs readme,mid     (CUDA) only these configs of the original's numbers
+
+On a CUDA GPU: every config of the original library's published H200 numbers,
+forward and forward+backward time and peak memory beside those numbers. On the
+CPU: the README quick-start search, in a fresh process per measurement.
+"""
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available, else the CPU (default auto)")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--configs", help="CUDA: comma-separated config names (default all)")
+    parser.add_argument("--size", type=int, help="CPU: frame height and width (default 128)")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CommandError("--device cuda, but torch sees no CUDA device")
+    if device == "cuda" and importlib.util.find_spec("triton") is None:
+        raise CommandError("the GPU benchmark needs triton (pip install 'stnls[gpu]')")
+    option, wrong = ("--configs", "--size") if device == "cuda" else ("--size", "--configs")
+    if getattr(args, wrong.lstrip("-")) is not None:
+        raise CommandError(f"{wrong} does not apply to the {device} benchmark")
+    argv = [] if args.json is None else ["--json", args.json]
+    value = getattr(args, option.lstrip("-"))
+    if value is not None:
+        argv += [option, str(value)]
+    bench.run(argv, device)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "align": Command("video-alignment demo: optical flow vs shifted non-local search (default)",
                      ALIGN_EPILOG, _add_align_arguments, _run_align),
     "info": Command("versions, devices and the backend each op uses", INFO_EPILOG,
                     _add_info_arguments, _run_info),
+    "bench": Command("benchmarks of this machine's device", BENCH_EPILOG, _add_bench_arguments,
+                     _run_bench),
 }
 DEFAULT_COMMAND = "align"
 
@@ -161,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="stnls", description="Space-time non-local search for video, in PyTorch. "
                      f"Without a subcommand, runs '{DEFAULT_COMMAND}'.",
-                     epilog="examples:\n  stnls\n  stnls align --clip carphone\n  stnls info\n"
+                     epilog="examples:\n  stnls\n  stnls align --clip carphone\n  stnls info\n  stnls bench\n"
                      "  stnls align --help",
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"stnls {__version__}")
