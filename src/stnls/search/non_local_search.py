@@ -10,6 +10,7 @@ from ..geometry import grid_size
 from ..params import SearchParams
 from ..utils.checks import check_same, check_tensor
 from ..utils.layout import split_heads
+from ..utils.modules import ConfiguredModule
 
 
 def _normalise_flows(flows: Tensor | None, vid0: Tensor, vid1: Tensor, p: SearchParams) -> Tensor:
@@ -68,7 +69,7 @@ _ARGUMENTS = ("ws", "wt", "ps", "k", "nheads", "stride0", "stride1", "dist_type"
               "normalize_bwd", "k_agg", "off_Hq", "off_Wq", "strideQ", "itype")
 
 
-class NonLocalSearch(torch.nn.Module):
+class NonLocalSearch(ConfiguredModule):
     """Space-time non-local search.
 
     For every query patch of ``vid0`` (on a grid of stride ``stride0``), scores
@@ -126,25 +127,22 @@ class NonLocalSearch(torch.nn.Module):
         (torch.Size([1, 2, 5, 32, 32, 10]), torch.Size([1, 2, 5, 32, 32, 10, 3]))
     """
 
+    ARGUMENTS = _ARGUMENTS
+    function = staticmethod(nls)
+
     def __init__(self, ws, wt, ps=1, k=-1, nheads=1, stride0=1, stride1=1, dist_type="l2",
                  dilation=1, pt=1, self_action=None, topk_mode="all", ws_interior=0,
                  reflect_bounds=True, full_ws=True, use_adj=False, normalize_bwd=False, k_agg=-1,
                  off_Hq=0, off_Wq=0, strideQ=None, itype="float"):
         super().__init__()
-        arguments = locals()
-        for name in _ARGUMENTS:
-            setattr(self, name, arguments[name])
+        self._store(locals())
         self.params  # validate now rather than at the first call
 
     @property
     def params(self) -> SearchParams:
         """The checked, normalised parameters."""
-        return SearchParams.create(self.ws, self.wt, self.ps, self.k, self.stride0, self.stride1,
-                                   self.strideQ, self.dist_type, self.dilation, self.pt,
-                                   self.self_action, self.topk_mode, self.ws_interior,
-                                   self.reflect_bounds, self.full_ws, self.use_adj,
-                                   self.normalize_bwd, self.k_agg, self.off_Hq, self.off_Wq,
-                                   self.itype)
+        return SearchParams.create(**{name: getattr(self, name) for name in _ARGUMENTS
+                                      if name != "nheads"})
 
     def forward(self, vid0: Tensor, vid1: Tensor, *flows: Tensor) -> tuple[Tensor, Tensor]:
         if len(flows) == 2:
@@ -153,8 +151,7 @@ class NonLocalSearch(torch.nn.Module):
         if len(flows) > 1:
             raise TypeError("NonLocalSearch takes (vid0, vid1), (vid0, vid1, flows) or "
                             f"(vid0, vid1, fflow, bflow); got {2 + len(flows)} tensors")
-        return nls(vid0, vid1, flows[0] if flows else None,
-                   **{name: getattr(self, name) for name in _ARGUMENTS})
+        return super().forward(vid0, vid1, flows[0] if flows else None)
 
     def flops(self, T: int, F: int, H: int, W: int) -> int:
         """Multiply-adds of the distance computation for a ``[T, F, H, W]`` video."""
@@ -165,6 +162,3 @@ class NonLocalSearch(torch.nn.Module):
     def radius(self, H: int | None = None, W: int | None = None) -> int:
         """The spatial window size ``ws`` (as in the original library)."""
         return self.params.ws
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name in _ARGUMENTS)
