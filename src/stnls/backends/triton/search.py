@@ -46,8 +46,6 @@ def _device_guard(tensor: Tensor):
     return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
-
-
 def _kernel_flows(flows: Tensor, p: SearchParams) -> Tensor:
     """Flows as the kernels read them: contiguous float32 (float path) or rounded int32."""
     flows = flows.float()
