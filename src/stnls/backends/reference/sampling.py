@@ -58,8 +58,8 @@ def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int,
         return [Corner(frame_row + y.clamp(0, H - 1) * W + x.clamp(0, W - 1), None, None, None)]
     y0, wy0, wy1 = bilinear_corners(y)
     x0, wx0, wx1 = bilinear_corners(x)
-    rows = [_axis_corner(y0 + d, H, mirror) for d in (0, 1)]
-    cols = [_axis_corner(x0 + d, W, mirror) for d in (0, 1)]
+    rows = [axis_index(y0 + d, H, mirror) for d in (0, 1)]
+    cols = [axis_index(x0 + d, W, mirror) for d in (0, 1)]
     out = []
     for (yy, y_in), wy, sy in ((rows[0], wy0, -1.0), (rows[1], wy1, 1.0)):
         for (xx, x_in), wx, sx in ((cols[0], wx0, -1.0), (cols[1], wx1, 1.0)):
@@ -69,8 +69,9 @@ def corners(frame_row: Tensor, y: Tensor, x: Tensor, H: int, W: int,
     return out
 
 
-def _axis_corner(v: Tensor, size: int, mirror: bool) -> tuple[Tensor, Tensor]:
-    """A corner coordinate clamped into range (safe to read), and whether it is inside."""
+def axis_index(v: Tensor, size: int, mirror: bool) -> tuple[Tensor, Tensor]:
+    """Integer coordinate ``v`` (mirrored once at the borders with ``mirror``) clamped
+    into range, so it is safe to read, and whether it is inside."""
     if mirror:
         v = reflect(v, size)
     return v.clamp(0, size - 1), in_range(v, size)

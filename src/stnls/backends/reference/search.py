@@ -24,7 +24,8 @@ from torch import Tensor
 from ... import geometry as geo
 from ...params import UNWRITTEN_IND, SearchParams
 from ...utils.env import chunk_size
-from .sampling import Corner, channels_last_rows, corners, read, read_gradient, rows_to_video, write_add
+from .sampling import (Corner, axis_index, channels_last_rows, corners, read, read_gradient,
+                       rows_to_video, write_add)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -184,18 +185,6 @@ def pixel_pairs(Qs: Queries, frames: Tensor, rows: Tensor, cols: Tensor, L: Layo
                                 sign_y, sign_x)
 
 
-def _key_index(v: Tensor, size: int, reflect_bounds: bool) -> Tensor:
-    """Integer key coordinate ``v`` as a safe index: reflected (when the patch
-    pixels reflect) and clamped. Reflecting the integer corners of an
-    unreflected position equals sampling at the reflected position."""
-    return (geo.reflect(v, size) if reflect_bounds else v).clamp(0, size - 1)
-
-
-def _key_inside(v: Tensor, size: int, reflect_bounds: bool) -> Tensor:
-    """Whether key coordinate ``v`` (integer or real) is a pixel of the video."""
-    return geo.in_range(geo.reflect(v, size) if reflect_bounds else v, size)
-
-
 def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: Tensor,
                     rows: Tensor, cols: Tensor, L: Layout, p: SearchParams) -> Tensor:
     """Patch distances between each query and its candidates (pair shape).
@@ -206,7 +195,9 @@ def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: T
 
     Bilinear samples of neighbouring patch pixels share corners, so the key
     values are read once per corner row and interpolated along columns, then
-    along rows (the same values as :func:`pixel_pairs`, fewer reads).
+    along rows (the same values as :func:`pixel_pairs`, fewer reads). The corners of
+    the unreflected position are mirrored one by one, which equals sampling at the
+    mirrored position (the frame is symmetric about its edge pixels).
     """
     shape = torch.broadcast_shapes(frames.shape, rows.shape, cols.shape)
     rank, C = len(shape), vid0_rows.shape[1]
@@ -219,7 +210,7 @@ def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: T
     frac_x = (cols - col0)[..., None].expand(*shape, C).contiguous() if bilinear else None
     corner_steps = (0, 1) if bilinear else (0,)
     col_shifts = sorted({dx + step for dx in offsets for step in corner_steps})
-    col_index = {v: _key_index(col0 + v, L.kW, p.reflect_bounds) for v in col_shifts}
+    col_index = {v: axis_index(col0 + v, L.kW, p.reflect_bounds)[0] for v in col_shifts}
     for pk in range(p.pt):
         query_t = geo.reflect(Qs.t + pk, L.T)
         key_t = geo.reflect(frames + pk, L.T)
@@ -231,7 +222,7 @@ def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: T
         def line(shift):
             """Key values of corner row ``row0 + shift``, interpolated along columns."""
             if shift not in lines:
-                base = key_frame + _key_index(row0 + shift, L.kH, p.reflect_bounds) * L.kW
+                base = key_frame + axis_index(row0 + shift, L.kH, p.reflect_bounds)[0] * L.kW
                 samples = {v: F.embedding(base + col_index[v], vid1_rows) for v in col_shifts}
                 lines[shift] = {dx: samples[dx].lerp(samples[dx + 1], frac_x) if bilinear else samples[dx]
                                 for dx in offsets}
@@ -239,7 +230,7 @@ def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: T
 
         for dy in offsets:
             qy, qy_ok, _ = _pixel(Qs.query_h + p.off_Hq + dy, L.qH, p.reflect_bounds)
-            row_ok = time_ok & _key_inside(rows + dy, L.kH, p.reflect_bounds)
+            row_ok = time_ok & _pixel(rows + dy, L.kH, p.reflect_bounds)[1]
             top, bottom = line(dy), line(dy + 1) if bilinear else None
             for shift in [s for s in lines if s < dy]:
                 del lines[shift]
@@ -252,7 +243,7 @@ def patch_distances(vid0_rows: Tensor, vid1_rows: Tensor, Qs: Queries, frames: T
                     term = (key_value - query_value).square_().sum(-1)
                 else:
                     term = (key_value * query_value).sum(-1)
-                valid = row_ok & _trailing(qy_ok & qx_ok, rank) & _key_inside(cols + dx, L.kW, p.reflect_bounds)
+                valid = row_ok & _trailing(qy_ok & qx_ok, rank) & _pixel(cols + dx, L.kW, p.reflect_bounds)[1]
                 dist += term if bool(valid.all()) else torch.where(valid, term, 0)
     return dist
 
