@@ -1,10 +1,13 @@
 """Device functions shared by the search kernels: query decoding, search windows,
 candidate positions and the walk over patch pixels.
 
-Videos are read planar, ``[B * HD, T, C, H, W]`` contiguous, so that the
-candidates of one query, laid along a tensor axis, read neighbouring addresses.
+Videos are read channels-last, ``[B * HD, T, H, W, CP]`` contiguous with the
+channels zero-padded to ``CP`` (a multiple of the vector width ``CB``), so that
+each pixel's channels load as ``CB``-wide vectors. Positions are pixel indices
+into ``[B * HD * T * H * W]``; :func:`channel_block` turns them into addresses.
 Functions are elementwise: query tensors and candidate tensors broadcast (e.g.
-``[BQ, 1]`` queries against ``[BQ, WW]`` window candidates).
+``[BQ, 1]`` queries against ``[BQ, WW]`` window candidates); channel blocks add
+a trailing ``CB`` axis.
 """
 
 from __future__ import annotations
@@ -90,16 +93,16 @@ def corner(y, x, kH, kW, mask):
 
 @triton.jit
 def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
-                    T, C, qH, qW, kH, kW, REFLECT: tl.constexpr):
+                    T, qH, qW, kH, kW, REFLECT: tl.constexpr):
     """One patch pixel of the query patches and of their candidate patches.
 
     Query arguments (``bhd, t, query_h, query_w``) and candidate arguments
     (``frame, rows, cols``) may have different (broadcastable) shapes. Returns
     ``(query_pixel, query_ok, key_frame, key_y, key_x, key_ok, sign_y, sign_x)``:
-    the vid0 offset of channel 0 of the query pixel and whether it is inside,
-    the vid1 offset of channel 0 of the key frame, the (reflected) key pixel
-    position and whether it is inside, and d(key pixel)/d(candidate position)
-    per axis (-1 where reflected). Videos are ``[B * HD, T, C, H, W]``.
+    the pixel index of the query pixel in vid0 and whether it is inside, the
+    pixel index of the key frame's first pixel in vid1, the (reflected) key
+    pixel position and whether it is inside, and d(key pixel)/d(candidate
+    position) per axis (-1 where reflected).
     """
     query_t = reflect(t + pk, T)
     key_t = reflect(frame + pk, T)
@@ -107,8 +110,8 @@ def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
     qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
     ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
     kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
-    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (C * qH * qW)
-    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (C * kH * kW)
+    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
+    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (kH * kW)
     query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
     query_ok = in_range(query_t, T) & qy_ok & qx_ok
     key_ok = in_range(key_t, T) & ky_ok & kx_ok
@@ -154,53 +157,83 @@ def key_corners(ky, kx, kH, kW, valid, IS_FLOAT: tl.constexpr):
 
 
 @triton.jit
-def read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11):
-    """Values (float32) of the four corners in the channel plane starting at ``channel``."""
-    v00 = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
-    v01 = tl.load(channel + o01, mask=m01, other=0).to(tl.float32)
-    v10 = tl.load(channel + o10, mask=m10, other=0).to(tl.float32)
-    v11 = tl.load(channel + o11, mask=m11, other=0).to(tl.float32)
+def channel_block(pixel, c0, CP: tl.constexpr, CB: tl.constexpr):
+    """Element offsets ``[..., CB]`` of channels ``c0 .. c0 + CB - 1`` of pixels ``pixel``."""
+    return tl.expand_dims(pixel * CP + c0, -1) + tl.arange(0, CB)
+
+
+@triton.jit
+def load_block(video, pixel, mask, c0, CP: tl.constexpr, CB: tl.constexpr):
+    """Channels ``c0 .. c0 + CB - 1`` (float32, ``[..., CB]``) of ``pixel``; 0 where not ``mask``."""
+    return tl.load(video + channel_block(pixel, c0, CP, CB), mask=tl.expand_dims(mask, -1),
+                   other=0).to(tl.float32)
+
+
+@triton.jit
+def read_corner_blocks(video, key_frame, o00, o01, o10, o11, m00, m01, m10, m11, c0,
+                       CP: tl.constexpr, CB: tl.constexpr):
+    """Channel blocks ``[..., CB]`` of the four corners :func:`key_corners` returned."""
+    v00 = load_block(video, key_frame + o00, m00, c0, CP, CB)
+    v01 = load_block(video, key_frame + o01, m01, c0, CP, CB)
+    v10 = load_block(video, key_frame + o10, m10, c0, CP, CB)
+    v11 = load_block(video, key_frame + o11, m11, c0, CP, CB)
     return v00, v01, v10, v11
 
 
 @triton.jit
+def bilinear_mix(v00, v01, v10, v11, wy0, wy1, wx0, wx1):
+    """Bilinear value of corner blocks ``[..., CB]`` with per-pixel weights ``[...]``."""
+    wx0 = tl.expand_dims(wx0, -1)
+    wx1 = tl.expand_dims(wx1, -1)
+    return (tl.expand_dims(wy0, -1) * (wx0 * v00 + wx1 * v01)
+            + tl.expand_dims(wy1, -1) * (wx0 * v10 + wx1 * v11))
+
+
+@triton.jit
+def read_key(video, key_frame, o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1, c0,
+             CP: tl.constexpr, CB: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Key values ``[..., CB]``: the pixel (int path) or the bilinear mix of its corners."""
+    if IS_FLOAT:
+        v00, v01, v10, v11 = read_corner_blocks(video, key_frame, o00, o01, o10, o11,
+                                                m00, m01, m10, m11, c0, CP, CB)
+        return bilinear_mix(v00, v01, v10, v11, wy0, wy1, wx0, wx1)
+    else:
+        return load_block(video, key_frame + o00, m00, c0, CP, CB)
+
+
+@triton.jit
 def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
-                   T, C, qH, qW, kH, kW, dilation, PS: tl.constexpr, PT: tl.constexpr,
-                   USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr,
-                   L2: tl.constexpr):
+                   T, qH, qW, kH, kW, dilation, CP: tl.constexpr, CB: tl.constexpr,
+                   PS: tl.constexpr, PT: tl.constexpr, USE_ADJ: tl.constexpr,
+                   REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr):
     """Patch distance (float32, the shape of ``rows``) of each query and candidate.
 
     l2 sums ``(v1 - v0)^2`` and prod ``v0 * v1`` over ``PT x PS x PS`` pixels and
-    ``C`` channels; a pixel pair with either pixel outside adds 0. ``query_h``
+    the channels; a pixel pair with either pixel outside adds 0. ``query_h``
     and ``query_w`` already include ``off_Hq``/``off_Wq``. Key pixels are read
     exactly (int path) or bilinearly at real positions (float path).
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    q_plane = qH * qW
-    k_plane = kH * kW
     dist = rows.to(tl.float32) * 0.0
-    for pk in tl.static_range(PT):
-        for py in tl.static_range(PS):
-            for px in tl.static_range(PS):
+    for pk in range(PT):
+        for py in range(PS):
+            for px in range(PS):
                 query_pixel, query_ok, key_frame, ky, kx, key_ok, _, _ = patch_walk_step(
                     bhd, t, query_h, query_w, frame, rows, cols, pk, dilation * (FIRST + py),
-                    dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
+                    dilation * (FIRST + px), T, qH, qW, kH, kW, REFLECT)
                 valid = live & query_ok & key_ok
-                pixel_sum = dist * 0.0
                 o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
                     ky, kx, kH, kW, valid, IS_FLOAT)
-                for c in range(C):
-                    channel = vid1 + key_frame + c * k_plane
-                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
-                    if IS_FLOAT:
-                        v00, v01, v10, v11 = read_corners(channel, o00, o01, o10, o11, m00, m01, m10, m11)
-                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
-                    else:
-                        key = tl.load(channel + o00, mask=m00, other=0).to(tl.float32)
+                pixel_sum = dist * 0.0
+                for block in range(CP // CB):
+                    c0 = block * CB
+                    query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
+                    key = read_key(vid1, key_frame, o00, o01, o10, o11, m00, m01, m10, m11,
+                                   wy0, wy1, wx0, wx1, c0, CP, CB, IS_FLOAT)
                     if L2:
                         diff = key - query
-                        pixel_sum += diff * diff
+                        pixel_sum += tl.sum(diff * diff, -1)
                     else:
-                        pixel_sum += query * key
+                        pixel_sum += tl.sum(query * key, -1)
                 dist += tl.where(valid, pixel_sum, 0.0)
     return dist

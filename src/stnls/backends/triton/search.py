@@ -72,15 +72,34 @@ def route(p: SearchParams, Wf: int) -> str:
     return "topk" if group_size(p) <= MAX_KEPT else "select"
 
 
+def vector_width(dtype: torch.dtype) -> int:
+    """Channels per vector load: 16 bytes of ``dtype``."""
+    return 16 // torch.empty((), dtype=dtype).element_size()
+
+
+def channels_last(vid: Tensor, width: int, dtype: torch.dtype | None = None) -> Tensor:
+    """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
+    to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
+    B, HD, T, C, H, W = vid.shape
+    padded = vid.new_zeros((B, HD, T, H, W, triton.cdiv(C, width) * width), dtype=dtype)
+    padded[..., :C] = vid.permute(0, 1, 2, 4, 5, 3)
+    return padded
+
+
+def channels_first(padded: Tensor, C: int) -> Tensor:
+    """Inverse of :func:`channels_last` (contiguous)."""
+    return padded[..., :C].permute(0, 1, 2, 5, 3, 4).contiguous()
+
+
 def _geometry_args(L: reference.Layout, p: SearchParams) -> tuple:
     """Scalar kernel arguments from ``Q`` to ``ws_interior`` (same order in every forward kernel)."""
     step = int(p.stride1) if p.itype == "int" else float(p.stride1)
-    return (L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW, L.nH, L.nW, L.Wf, p.wt,
+    return (L.queries, L.HD, L.HDf, L.T, L.qH, L.qW, L.kH, L.kW, L.nH, L.nW, L.Wf, p.wt,
             p.stride0, p.strideQ, step, p.off_Hq, p.off_Wq, p.dilation, p.ws, p.ws_interior)
 
 
-def _geometry_constants(p: SearchParams, first_slot: int) -> dict:
-    return dict(W_T=p.window_frames, S_FIRST=first_slot, PS=p.ps, PT=p.pt,
+def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor) -> dict:
+    return dict(CP=vid.shape[-1], CB=vector_width(vid.dtype), W_T=p.window_frames, S_FIRST=first_slot, PS=p.ps, PT=p.pt,
                 IS_FLOAT=p.itype == "float", L2=p.dist_type == "l2", FULL_WS=p.full_ws,
                 REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj, INTERIOR=p.ws_interior < p.ws)
 
@@ -104,7 +123,7 @@ def _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries,
     block = _block(pairs, 128)
     search_all_kernel[(triton.cdiv(pairs, block),)](
         vid0c, vid1c, flows_k, stride1, dists, inds, q_start, pairs, S, *_geometry_args(L, p),
-        **_geometry_constants(p, first_slot), BLOCK=block, num_warps=4)
+        **_geometry_constants(p, first_slot, vid0c), BLOCK=block, num_warps=4)
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
@@ -117,7 +136,8 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with _device_guard(vid0):
-        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
+        width = vector_width(vid0.dtype)
+        vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
         dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
@@ -129,7 +149,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
             bq = _block(total, min(16, max(2, 512 // window)))  # BQ=32 fails to compile on Triton 3.6
             search_topk_kernel[(triton.cdiv(total, bq),)](
                 vid0c, vid1c, flows_k, stride1, dists, inds, total, *_geometry_args(L, p), kept, K,
-                **_geometry_constants(p, int(p.drops_ref_frame)), EACH=p.topk_mode == "each",
+                **_geometry_constants(p, int(p.drops_ref_frame), vid0c), EACH=p.topk_mode == "each",
                 ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN), WW=window,
                 KP=triton.next_power_of_2(kept), BQ=bq, num_warps=4)
         elif path == "all":
@@ -200,7 +220,8 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
     acc_dtype = torch.int64 if fixed_point else torch.float32
     pairs = total * K
     with _device_guard(vid0):
-        vid0c, vid1c = vid0.contiguous(), vid1.contiguous()
+        width = vector_width(vid0.dtype)
+        vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
         if want_flows:
@@ -221,15 +242,16 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         if pairs > 0:
             search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
-                scales, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.C, L.qH, L.qW, L.kH, L.kW,
+                scales, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW, L.kH, L.kW,
                 L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
-                W_T=p.window_frames, PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float",
+                CP=vid0c.shape[-1], CB=width, W_T=p.window_frames, PS=p.ps, PT=p.pt,
+                IS_FLOAT=p.itype == "float",
                 L2=p.dist_type == "l2", REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj,
                 FLOWS=want_flows, FIXED_POINT=fixed_point, BQ=bq, KK=neighbours, num_warps=4)
         if fixed_point:
             grad0, grad1, grad_flows = (buf.double() / scale.double()
                                         for buf, scale in zip((grad0, grad1, grad_flows), scales))
-        grad0, grad1 = grad0.float(), grad1.float()
+        grad0, grad1 = channels_first(grad0.float(), L.C), channels_first(grad1.float(), L.C)
         if p.normalize_bwd:
             grad0 = grad0 / reference.coverage_counts(L.qH, L.qW, p.stride0, p.ps, grad0.dtype, vid0.device)
             grad1 = grad1 / reference.coverage_counts(L.kH, L.kW, int(p.stride1), p.ps, grad1.dtype,

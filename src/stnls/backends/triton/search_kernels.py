@@ -15,8 +15,9 @@ import triton
 import triton.language as tl
 
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
-from .patches import (candidate_position, decode_queries, flow_address, key_corners, patch_distance,
-                      patch_walk_step, read_corners, search_window, slot_anchor)
+from .patches import (bilinear_mix, candidate_position, channel_block, decode_queries, flow_address,
+                      key_corners, load_block, patch_distance, patch_walk_step, read_corner_blocks,
+                      search_window, slot_anchor)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
 EXCLUDED = tl.constexpr(2147483647)
@@ -148,10 +149,10 @@ def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexp
 @triton.jit
 def search_topk_kernel(
         vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
-        total, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        total, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
-        W_T: tl.constexpr, S_FIRST: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
-        IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
+        CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
+        PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
         PINNED: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
     """Search with the best ``k_group`` per group kept in registers (``k > 0``).
@@ -249,8 +250,8 @@ def search_topk_kernel(
             swap_a, swap_b = zero - 1, zero - 1
         valid = written & in_range(rows, kH) & in_range(cols, kW)
         d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w, frame[:, None],
-                           rows, cols, live[:, None] & valid, T, C, qH, qW, kH, kW, dilation,
-                           PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+                           rows, cols, live[:, None] & valid, T, qH, qW, kH, kW, dilation,
+                           CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
         if not L2:
             d = -d
         d = tl.where(valid, d, float("inf"))
@@ -310,10 +311,10 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
 @triton.jit
 def search_all_kernel(
         vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
-        q_start, total_pairs, S, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        q_start, total_pairs, S, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior,
-        W_T: tl.constexpr, S_FIRST: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
-        IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
+        CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
+        PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, BLOCK: tl.constexpr):
     """Every candidate, in window order: ``dists [pairs]`` and ``inds [pairs, 3]``.
 
@@ -336,7 +337,7 @@ def search_all_kernel(
         ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
     valid = written & in_range(rows, kH) & in_range(cols, kW)
     d = patch_distance(vid0, vid1, bhd, t, (nh * strideQ) % qH + off_Hq, (nw * strideQ) % qW + off_Wq,
-                       frame, rows, cols, live & valid, T, C, qH, qW, kH, kW, dilation, PS, PT,
+                       frame, rows, cols, live & valid, T, qH, qW, kH, kW, dilation, CP, CB, PS, PT,
                        USE_ADJ, REFLECT, IS_FLOAT, L2)
     if not L2:
         d = -d
@@ -354,11 +355,20 @@ def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
 
 
 @triton.jit
+def corner_add(grad, pixel, mask, value, corner_weight, c0, scale, CP: tl.constexpr,
+               CB: tl.constexpr, FIXED_POINT: tl.constexpr):
+    """Add ``value [..., CB]`` times the corner's bilinear weight ``[...]`` to ``pixel``'s channels."""
+    accumulate(grad + channel_block(pixel, c0, CP, CB), value * tl.expand_dims(corner_weight, -1),
+               tl.expand_dims(mask, -1), scale, FIXED_POINT)
+
+
+@triton.jit
 def search_backward_kernel(
         grad_dists, grad_inds, inds, vid0, vid1, flows, grad0, grad1, grad_flows, scales,
-        total, K_full, K_agg, Q, HD, HDf, T, C, qH, qW, kH, kW, nH, nW, Wf, wt,
+        total, K_full, K_agg, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, off_Hq, off_Wq, dilation,
-        W_T: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr,
+        CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, PS: tl.constexpr,
+        PT: tl.constexpr, IS_FLOAT: tl.constexpr,
         L2: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr, FLOWS: tl.constexpr,
         FIXED_POINT: tl.constexpr, BQ: tl.constexpr, KK: tl.constexpr):
     """Gradients of the first ``K_agg`` neighbours of ``BQ`` queries, by atomic adds.
@@ -394,50 +404,52 @@ def search_backward_kernel(
     weight = tl.where(centre_ok, tl.load(grad_dists + entry, mask=live, other=0).to(tl.float32), 0.0)
     query_h = ((nh * strideQ) % qH + off_Hq)[:, None]
     query_w = ((nw * strideQ) % qW + off_Wq)[:, None]
-    q_plane = qH * qW
-    k_plane = kH * kW
     grad_h = weight * 0.0
     grad_w = weight * 0.0
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    for pk in tl.static_range(PT):
-        for py in tl.static_range(PS):
-            for px in tl.static_range(PS):
+    for pk in range(PT):
+        for py in range(PS):
+            for px in range(PS):
                 query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x = patch_walk_step(
                     bhd[:, None], t[:, None], query_h, query_w, frame, rows, cols, pk,
-                    dilation * (FIRST + py), dilation * (FIRST + px), T, C, qH, qW, kH, kW, REFLECT)
+                    dilation * (FIRST + py), dilation * (FIRST + px), T, qH, qW, kH, kW, REFLECT)
                 valid = centre_ok & query_ok & key_ok
-                g = tl.where(valid, weight, 0.0)
+                g = tl.expand_dims(tl.where(valid, weight, 0.0), -1)
                 query_add = tl.max(valid.to(tl.int32), 1) > 0
+                query_row = tl.max(query_pixel, 1)
                 o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
                     ky, kx, kH, kW, valid, IS_FLOAT)
-                for c in range(C):
-                    channel = key_frame + c * k_plane
-                    query = tl.load(vid0 + query_pixel + c * q_plane, mask=query_ok, other=0).to(tl.float32)
+                for block in range(CP // CB):
+                    c0 = block * CB
+                    query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
                     if IS_FLOAT:
-                        v00, v01, v10, v11 = read_corners(vid1 + channel, o00, o01, o10, o11,
-                                                          m00, m01, m10, m11)
-                        key = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+                        v00, v01, v10, v11 = read_corner_blocks(vid1, key_frame, o00, o01, o10, o11,
+                                                                m00, m01, m10, m11, c0, CP, CB)
+                        key = bilinear_mix(v00, v01, v10, v11, wy0, wy1, wx0, wx1)
                     else:
-                        key = tl.load(vid1 + channel + o00, mask=m00, other=0).to(tl.float32)
+                        key = load_block(vid1, key_frame + o00, m00, c0, CP, CB)
                     if L2:
                         grad_query = 2.0 * g * (query - key)
                         grad_key = -grad_query
                     else:
                         grad_query = g * key
                         grad_key = g * query
-                    accumulate(grad0 + tl.max(query_pixel, 1) + c * q_plane, tl.sum(grad_query, 1),
-                               query_add, scale0, FIXED_POINT)
+                    accumulate(grad0 + channel_block(query_row, c0, CP, CB), tl.sum(grad_query, 1),
+                               query_add[:, None], scale0, FIXED_POINT)
                     if IS_FLOAT:
-                        accumulate(grad1 + channel + o00, grad_key * (wy0 * wx0), m00, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o01, grad_key * (wy0 * wx1), m01, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o10, grad_key * (wy1 * wx0), m10, scale1, FIXED_POINT)
-                        accumulate(grad1 + channel + o11, grad_key * (wy1 * wx1), m11, scale1, FIXED_POINT)
+                        corner_add(grad1, key_frame + o00, m00, grad_key, wy0 * wx0, c0, scale1, CP, CB, FIXED_POINT)
+                        corner_add(grad1, key_frame + o01, m01, grad_key, wy0 * wx1, c0, scale1, CP, CB, FIXED_POINT)
+                        corner_add(grad1, key_frame + o10, m10, grad_key, wy1 * wx0, c0, scale1, CP, CB, FIXED_POINT)
+                        corner_add(grad1, key_frame + o11, m11, grad_key, wy1 * wx1, c0, scale1, CP, CB, FIXED_POINT)
                         if FLOWS:
                             # d(bilinear value)/dy and /dx over the in-frame corners
-                            grad_h += grad_key * (wx0 * (v10 - v00) + wx1 * (v11 - v01)) * sign_y
-                            grad_w += grad_key * (wy0 * (v01 - v00) + wy1 * (v11 - v10)) * sign_x
+                            wx0e, wx1e = tl.expand_dims(wx0, -1), tl.expand_dims(wx1, -1)
+                            wy0e, wy1e = tl.expand_dims(wy0, -1), tl.expand_dims(wy1, -1)
+                            grad_h += tl.sum(grad_key * (wx0e * (v10 - v00) + wx1e * (v11 - v01)), -1) * sign_y
+                            grad_w += tl.sum(grad_key * (wy0e * (v01 - v00) + wy1e * (v11 - v10)), -1) * sign_x
                     else:
-                        accumulate(grad1 + channel + o00, grad_key, m00, scale1, FIXED_POINT)
+                        accumulate(grad1 + channel_block(key_frame + o00, c0, CP, CB), grad_key,
+                                   tl.expand_dims(m00, -1), scale1, FIXED_POINT)
     if FLOWS:
         flow_slot = slot_of_frame(t[:, None], frame, wt, T) - (W_T - Wf)
         has_flow = centre_ok & (flow_slot >= 0)
