@@ -31,8 +31,8 @@ from torch import Tensor
 from ...params import SearchParams
 from ...utils.env import chunk_size
 from ..reference import search as reference
-from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN, search_all_kernel,
-                             search_backward_kernel, search_topk_kernel)
+from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
+                             search_backward_kernel, search_forward_kernel)
 
 # Largest number of neighbours kept per group by the fused top-k kernel.
 MAX_KEPT = 128
@@ -72,16 +72,20 @@ def route(p: SearchParams, Wf: int) -> str:
     return "topk" if group_size(p) <= MAX_KEPT else "select"
 
 
-def vector_width(dtype: torch.dtype) -> int:
-    """Channels per vector load: 16 bytes of ``dtype``."""
-    return 16 // torch.empty((), dtype=dtype).element_size()
+def channel_block(C: int, dtype: torch.dtype) -> int:
+    """Channels read together (``CB``): all of them up to 64 bytes, a power of two.
+
+    Lanes of a warp split a pixel's 64 bytes in 16-byte vectors, so that a warp's
+    read covers whole cache lines of neighbouring pixels.
+    """
+    return min(64 // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
 
 
-def channels_last(vid: Tensor, width: int, dtype: torch.dtype | None = None) -> Tensor:
+def channels_last(vid: Tensor, width: int) -> Tensor:
     """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
     to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
     B, HD, T, C, H, W = vid.shape
-    padded = vid.new_zeros((B, HD, T, H, W, triton.cdiv(C, width) * width), dtype=dtype)
+    padded = vid.new_zeros((B, HD, T, H, W, triton.cdiv(C, width) * width))
     padded[..., :C] = vid.permute(0, 1, 2, 4, 5, 3)
     return padded
 
@@ -98,8 +102,8 @@ def _geometry_args(L: reference.Layout, p: SearchParams) -> tuple:
             p.stride0, p.strideQ, step, p.off_Hq, p.off_Wq, p.dilation, p.ws, p.ws_interior)
 
 
-def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor) -> dict:
-    return dict(CP=vid.shape[-1], CB=vector_width(vid.dtype), W_T=p.window_frames, S_FIRST=first_slot, PS=p.ps, PT=p.pt,
+def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor, cb: int) -> dict:
+    return dict(CP=vid.shape[-1], CB=cb, W_T=p.window_frames, S_FIRST=first_slot, PS=p.ps, PT=p.pt,
                 IS_FLOAT=p.itype == "float", L2=p.dist_type == "l2", FULL_WS=p.full_ws,
                 REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj, INTERIOR=p.ws_interior < p.ws)
 
@@ -115,15 +119,31 @@ def _block(items: int, block: int) -> int:
     return min(4096, triton.next_power_of_2(max(items, 1))) if _interpreting() else block
 
 
-def _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
-                L: reference.Layout, p: SearchParams) -> None:
-    """Every candidate of queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``."""
-    S = (p.window_frames - first_slot) * p.ws * p.ws
-    pairs = n_queries * S
-    block = _block(pairs, 128)
-    search_all_kernel[(triton.cdiv(pairs, block),)](
-        vid0c, vid1c, flows_k, stride1, dists, inds, q_start, pairs, S, *_geometry_args(L, p),
-        **_geometry_constants(p, first_slot, vid0c), BLOCK=block, num_warps=4)
+def forward_tile(window: int, cb: int, p: SearchParams) -> tuple[int, int]:
+    """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads: about 8 (float)
+    or 16 (int) values per thread and read, the register budget of the bilinear and
+    exact paths."""
+    per_thread = 8 if p.itype == "float" else 16
+    bq = max(1, min(16, 4096 // (window * cb)))
+    warps = max(4, min(16, bq * window * cb // (32 * per_thread)))
+    return bq, warps
+
+
+def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
+                    kept, L: reference.Layout, p: SearchParams) -> None:
+    """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
+    per group, or (``kept == 0``) every candidate of the slots from ``first_slot``."""
+    anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
+    window = triton.next_power_of_2(p.ws * p.ws)
+    cb = channel_block(L.C, vid0c.dtype)
+    bq, warps = forward_tile(window, cb, p)
+    bq = _block(n_queries, bq)
+    search_forward_kernel[(triton.cdiv(n_queries, bq),)](
+        vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, *_geometry_args(L, p),
+        kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
+        EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
+        KEEP_ALL=kept == 0, WW=window, KP=triton.next_power_of_2(max(kept, 1)), BQ=bq,
+        num_warps=warps)
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
@@ -136,25 +156,16 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with _device_guard(vid0):
-        width = vector_width(vid0.dtype)
+        width = channel_block(L.C, vid0.dtype)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
         dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
         inds = torch.empty(total, K, 3, dtype=inds_dtype, device=vid0.device)
-        if path == "topk":
-            kept = group_size(p)
-            anchor = _ANCHOR_MODES[p.self_action]
-            window = triton.next_power_of_2(p.ws * p.ws)
-            bq = _block(total, min(16, max(2, 512 // window)))  # BQ=32 fails to compile on Triton 3.6
-            search_topk_kernel[(triton.cdiv(total, bq),)](
-                vid0c, vid1c, flows_k, stride1, dists, inds, total, *_geometry_args(L, p), kept, K,
-                **_geometry_constants(p, int(p.drops_ref_frame), vid0c), EACH=p.topk_mode == "each",
-                ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN), WW=window,
-                KP=triton.next_power_of_2(kept), BQ=bq, num_warps=4)
-        elif path == "all":
-            _launch_all(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
-                        int(p.drops_ref_frame), L, p)
+        if path in ("topk", "all"):
+            kept = group_size(p) if path == "topk" else 0
+            _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
+                            int(p.drops_ref_frame), kept, L, p)
         else:
             _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L, p)
     return dists.view(shape).to(vid0.dtype), inds.view(*shape, 3)
@@ -171,7 +182,7 @@ def _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L: ref
         n = min(step, total - start)
         chunk_dists = torch.empty(n, S, dtype=torch.float32, device=dists.device)
         chunk_inds = torch.empty(n, S, 3, dtype=inds.dtype, device=dists.device)
-        _launch_all(vid0c, vid1c, flows_k, stride1, chunk_dists, chunk_inds, start, n, 0, L, p)
+        _launch_forward(vid0c, vid1c, flows_k, stride1, chunk_dists, chunk_inds, start, n, 0, 0, L, p)
         index = torch.arange(start, start + n, device=dists.device)
         targets = reference.slot_targets(flows_ref, reference.decode(index, L, p), L, p)
         kept_dists, kept_inds = reference.select(
@@ -204,6 +215,11 @@ def fixed_point_scales(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1
     return torch.exp2(exponent).float()
 
 
+def backward_tile(neighbours: int, cb: int, p: SearchParams) -> tuple[int, int]:
+    """``(BQ, num_warps)`` of the backward's ``[BQ, neighbours, cb]`` reads."""
+    return max(1, min(16, 2048 // (neighbours * cb))), 4
+
+
 def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1: Tensor,
                               flows: Tensor, inds: Tensor, flows_need_grad: bool,
                               p: SearchParams) -> tuple[Tensor, Tensor, Tensor]:
@@ -220,7 +236,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
     acc_dtype = torch.int64 if fixed_point else torch.float32
     pairs = total * K
     with _device_guard(vid0):
-        width = vector_width(vid0.dtype)
+        width = channel_block(L.C, vid0.dtype)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
@@ -238,7 +254,8 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
         neighbours = triton.next_power_of_2(max(K, 1))
-        bq = _block(total, min(16, max(2, 256 // neighbours)))
+        bq, warps = backward_tile(neighbours, width, p)
+        bq = _block(total, bq)
         if pairs > 0:
             search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
@@ -247,7 +264,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
                 CP=vid0c.shape[-1], CB=width, W_T=p.window_frames, PS=p.ps, PT=p.pt,
                 IS_FLOAT=p.itype == "float",
                 L2=p.dist_type == "l2", REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj,
-                FLOWS=want_flows, FIXED_POINT=fixed_point, BQ=bq, KK=neighbours, num_warps=4)
+                FLOWS=want_flows, FIXED_POINT=fixed_point, BQ=bq, KK=neighbours, num_warps=warps)
         if fixed_point:
             grad0, grad1, grad_flows = (buf.double() / scale.double()
                                         for buf, scale in zip((grad0, grad1, grad_flows), scales))

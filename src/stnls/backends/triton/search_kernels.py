@@ -1,12 +1,12 @@
-"""Triton kernels of the non-local search: fused top-k forward, all-candidates
-forward, and the backward to the videos and flows.
+"""Triton kernels of the non-local search: the forward (fused running top-k, or
+every candidate) and the backward to the videos and flows.
 
 Distances are kept in a "smaller is better" form inside the kernels (prod
 distances negated) so that one comparison serves both dist types. Candidates
 are numbered in window order ``pos = slot' * ws * ws + i * ws + j`` (``slot'``
-counted from the first searched slot). The top-k kernel lays the ``ws * ws``
+counted from the first searched slot). The forward lays the ``ws * ws``
 candidates of one slot along a tensor axis (``[BQ, WW]`` tiles, ``WW`` the next
-power of two) and merges each slot into the kept entries.
+power of two) and merges each slot into the kept entries (or writes it out).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SLOT_PIN = tl.constexpr(3)       # "anchor_each"/"anchor_and_remove_ref_frame": 
 def candidate_inds(flows, flow_head, t, nh, nw, key_h, key_w, live, pos, T, wt, Wf, nH, nW, kH, kW,
                    ws, ws_interior, stride1, step, W_T: tl.constexpr, S_FIRST: tl.constexpr,
                    IS_FLOAT: tl.constexpr, FULL_WS: tl.constexpr, INTERIOR: tl.constexpr):
-    """Decode window positions ``pos`` into ``(dt, dh, dw, frame, rows, cols, written)``.
+    """Decode window positions ``pos`` into the relative indices ``(dt, dh, dw)``.
 
     ``(dt, dh, dw)`` is the relative index written to ``inds`` (float32 or
     int32; ``UNWRITTEN_IND`` where ``ws_interior`` left the entry unwritten).
@@ -61,7 +61,7 @@ def candidate_inds(flows, flow_head, t, nh, nw, key_h, key_w, live, pos, T, wt, 
     dt = tl.where(written, dt, UNWRITTEN_IND)
     dh = tl.where(written, dh, UNWRITTEN_IND)
     dw = tl.where(written, dw, UNWRITTEN_IND)
-    return dt, dh, dw, frame, rows, cols, written
+    return dt, dh, dw
 
 
 @triton.jit
@@ -147,25 +147,30 @@ def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexp
 
 
 @triton.jit
-def search_topk_kernel(
+def search_forward_kernel(
         vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
-        total, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
+        q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
         CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
         PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
-        PINNED: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
-    """Search with the best ``k_group`` per group kept in registers (``k > 0``).
+        PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr,
+        BQ: tl.constexpr):
+    """Search of queries ``[q_start, q_start + n_queries)`` (global ids over ``B * HD * Q``).
 
     A program takes ``BQ`` queries; for each slot it scores the slot's window
-    as a ``[BQ, WW]`` tile and merges it into the kept entries of the group (the
-    whole window, or each slot with ``EACH``). Ties keep window order after the
-    self_action swap. Writes ``dists [total, K_out]`` and ``inds [total, K_out, 3]``.
+    as a ``[BQ, WW]`` tile. With ``KEEP_ALL`` it writes every candidate in
+    window order (slots from ``S_FIRST``; out-of-image candidates get the invalid
+    distance). Otherwise it merges the tile into the best ``k_group`` entries
+    of the group (the whole window, or each slot with ``EACH``) kept in
+    registers; ties keep window order after the self_action swap. Writes
+    ``dists [n_queries, K_out]`` and ``inds [n_queries, K_out, 3]``.
     """
-    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
-    live = qid < total
+    row = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    live = row < n_queries
     # lanes past the end decode the last query, so that every address stays inside the videos
-    bhd, flow_head, t, nh, nw = decode_queries(tl.minimum(qid, total - 1), Q, HD, HDf, nH, nW)
+    qid = q_start + tl.minimum(row, n_queries - 1)
+    bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
     bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
     key_h = nh * stride0
     key_w = nw * stride0
@@ -255,45 +260,53 @@ def search_topk_kernel(
         if not L2:
             d = -d
         d = tl.where(valid, d, float("inf"))
-        x = group_base + window
-        swap_a = swap_a[:, None]
-        swap_b = swap_b[:, None]
-        key = tl.where(x == swap_a, swap_b, tl.where(x == swap_b, swap_a, x))
-        pos = slot * S1 + window + zero[:, None]
-        excluded = ~in_window
-        if ANCHOR != NO_ANCHOR:
-            first = (key == 0) & (swap_a == 0) & in_window
-            excluded = excluded | first
-            if PINNED:
-                has_first = tl.max(first.to(tl.int32), 1) > 0
-                anchor_d = tl.where(has_first, tl.sum(tl.where(first, d, 0.0), 1), anchor_d)
-                anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
-        d = tl.where(excluded, float("inf"), d)
-        key = tl.where(excluded, EXCLUDED, key)
-        best_d, best_key, best_pos = merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep)
-        if EACH:
-            group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                        best_d, best_pos, lanes, n_keep, slot * k_group, slot_pins,
-                        anchor_d, anchor_pos, K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
-                        stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
-    if not EACH:
+        if KEEP_ALL:
+            out = row[:, None] * K_out + (slot * S1 + window)
+            store_entries(dists_out, inds_out, out, live[:, None] & in_window, d,
+                          tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND),
+                          tl.where(written, rows - base_h, UNWRITTEN_IND),
+                          tl.where(written, cols - base_w, UNWRITTEN_IND), L2)
+        else:
+            x = group_base + window
+            swap_a = swap_a[:, None]
+            swap_b = swap_b[:, None]
+            key = tl.where(x == swap_a, swap_b, tl.where(x == swap_b, swap_a, x))
+            pos = slot * S1 + window + zero[:, None]
+            excluded = ~in_window
+            if ANCHOR != NO_ANCHOR:
+                first = (key == 0) & (swap_a == 0) & in_window
+                excluded = excluded | first
+                if PINNED:
+                    has_first = tl.max(first.to(tl.int32), 1) > 0
+                    anchor_d = tl.where(has_first, tl.sum(tl.where(first, d, 0.0), 1), anchor_d)
+                    anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
+            d = tl.where(excluded, float("inf"), d)
+            key = tl.where(excluded, EXCLUDED, key)
+            best_d, best_key, best_pos = merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep)
+            if EACH:
+                group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
+                            best_d, best_pos, lanes, n_keep, row * K_out + slot * k_group, slot_pins,
+                            anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
+                            stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+    if not EACH and not KEEP_ALL:
         group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                    best_d, best_pos, lanes, n_keep, 0, PINNED, anchor_d, anchor_pos,
-                    K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
+                    best_d, best_pos, lanes, n_keep, row * K_out, PINNED, anchor_d, anchor_pos,
+                    T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
                     IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
 
 
 @triton.jit
 def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
                 best_d, best_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
-                K_out, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
+                T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
                 W_T: tl.constexpr, S_FIRST: tl.constexpr, IS_FLOAT: tl.constexpr,
                 FULL_WS: tl.constexpr, INTERIOR: tl.constexpr, L2: tl.constexpr,
                 ANCHOR: tl.constexpr):
-    """Write one group: the pinned anchor (if ``pins``) then the kept entries, best first."""
-    row = qid * K_out + out_first
+    """Write one group from entry ``out_first``: the pinned anchor (if ``pins``) then the
+    kept entries, best first."""
+    row = out_first
     if pins != 0:
-        dt, dh, dw, _, _, _, _ = candidate_inds(
+        dt, dh, dw = candidate_inds(
             flows, flow_head, t, nh, nw, key_h, key_w, live, anchor_pos, T, wt, Wf, nH, nW, kH, kW,
             ws, ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
         if IS_FLOAT and ANCHOR == GLOBAL_PIN:
@@ -301,48 +314,11 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
         store_entries(dists_out, inds_out, row, live, anchor_d, dt, dh, dw, L2)
         row += 1
     mask = live[:, None] & (lanes < n_keep)[None, :]
-    dt, dh, dw, _, _, _, _ = candidate_inds(
+    dt, dh, dw = candidate_inds(
         flows, flow_head[:, None], t[:, None], nh[:, None], nw[:, None], key_h[:, None],
         key_w[:, None], mask, best_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
         W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
     store_entries(dists_out, inds_out, row[:, None] + lanes[None, :], mask, best_d, dt, dh, dw, L2)
-
-
-@triton.jit
-def search_all_kernel(
-        vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
-        q_start, total_pairs, S, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
-        stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior,
-        CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
-        PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
-        USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, BLOCK: tl.constexpr):
-    """Every candidate, in window order: ``dists [pairs]`` and ``inds [pairs, 3]``.
-
-    A program takes ``BLOCK`` consecutive (query, candidate) pairs of the
-    queries from ``q_start``; each query has ``S`` candidates (slots from
-    ``S_FIRST``). Out-of-image candidates get the invalid distance.
-    """
-    pair = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = pair < total_pairs
-    pair = tl.minimum(pair, total_pairs - 1)  # lanes past the end redo the last pair, unstored
-    qid = q_start + pair // S
-    pos = (pair % S).to(tl.int32)
-    bhd, flow_head, t, nh, nw = decode_queries(qid, Q, HD, HDf, nH, nW)
-    bhd, flow_head, t, nh, nw = bhd.to(tl.int32), flow_head.to(tl.int32), t.to(tl.int32), nh.to(tl.int32), nw.to(tl.int32)
-    key_h = nh * stride0
-    key_w = nw * stride0
-    stride1 = tl.load(stride1_ptr)
-    dt, dh, dw, frame, rows, cols, written = candidate_inds(
-        flows, flow_head, t, nh, nw, key_h, key_w, live, pos, T, wt, Wf, nH, nW, kH, kW, ws,
-        ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
-    valid = written & in_range(rows, kH) & in_range(cols, kW)
-    d = patch_distance(vid0, vid1, bhd, t, (nh * strideQ) % qH + off_Hq, (nw * strideQ) % qW + off_Wq,
-                       frame, rows, cols, live & valid, T, qH, qW, kH, kW, dilation, CP, CB, PS, PT,
-                       USE_ADJ, REFLECT, IS_FLOAT, L2)
-    if not L2:
-        d = -d
-    d = tl.where(valid, d, float("inf"))
-    store_entries(dists_out, inds_out, pair, live, d, dt, dh, dw, L2)
 
 
 @triton.jit
