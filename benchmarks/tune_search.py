@@ -49,6 +49,13 @@ def sweep(name: str, max_values: int) -> dict:
                 result["forward"][f"{bq}x{warps}"] = _time(lambda: search(vid0, vid1, flows))
     finally:
         launcher.forward_tile = default_fwd
+    if launcher.region_plan(search.params) is not None:  # the same default tile without staging
+        launcher.USE_REGION = False
+        try:
+            with torch.no_grad():
+                result["forward_unstaged"] = _time(lambda: search(vid0, vid1, flows))
+        finally:
+            launcher.USE_REGION = True
     dists, inds = search(vid0, vid1, flows)
     grad = torch.ones_like(dists)
     p = search.params
@@ -87,6 +94,8 @@ def main() -> None:
             best = min(r[kind], key=r[kind].get)
             cells = "  ".join(f"{tile}:{ms:.3f}" for tile, ms in r[kind].items())
             print(f"[{name}] {kind} best {best} ({r[kind][best]:.3f} ms)  {cells}", flush=True)
+        if "forward_unstaged" in r:
+            print(f"[{name}] forward without staging, default tile: {r['forward_unstaged']:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,17 @@ def corner(y, x, kH, kW, mask):
 
 
 @triton.jit
+def query_walk_step(bhd, t, query_h, query_w, pk, dy, dx, T, qH, qW, REFLECT: tl.constexpr):
+    """Pixel index in vid0 of one query patch pixel, and whether it is inside."""
+    query_t = reflect(t + pk, T)
+    qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
+    qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
+    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
+    query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
+    return query_pixel, in_range(query_t, T) & qy_ok & qx_ok
+
+
+@triton.jit
 def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
                     T, qH, qW, kH, kW, REFLECT: tl.constexpr):
     """One patch pixel of the query patches and of their candidate patches.
@@ -104,18 +115,20 @@ def patch_walk_step(bhd, t, query_h, query_w, frame, rows, cols, pk, dy, dx,
     pixel position and whether it is inside, and d(key pixel)/d(candidate
     position) per axis (-1 where reflected).
     """
-    query_t = reflect(t + pk, T)
+    query_pixel, query_ok = query_walk_step(bhd, t, query_h, query_w, pk, dy, dx, T, qH, qW, REFLECT)
+    key_frame, ky, kx, key_ok, sign_y, sign_x = key_walk_step(bhd, frame, rows, cols, pk, dy, dx,
+                                                              T, kH, kW, REFLECT)
+    return query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x
+
+
+@triton.jit
+def key_walk_step(bhd, frame, rows, cols, pk, dy, dx, T, kH, kW, REFLECT: tl.constexpr):
+    """The key half of :func:`patch_walk_step`: ``(key_frame, key_y, key_x, key_ok, sign_y, sign_x)``."""
     key_t = reflect(frame + pk, T)
-    qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
-    qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
     ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
     kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
-    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
     key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (kH * kW)
-    query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
-    query_ok = in_range(query_t, T) & qy_ok & qx_ok
-    key_ok = in_range(key_t, T) & ky_ok & kx_ok
-    return query_pixel, query_ok, key_frame, ky, kx, key_ok, sign_y, sign_x
+    return key_frame, ky, kx, in_range(key_t, T) & ky_ok & kx_ok, sign_y, sign_x
 
 
 @triton.jit
@@ -236,4 +249,75 @@ def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live
                     else:
                         pixel_sum += tl.sum(query * key, -1)
                 dist += tl.where(valid, pixel_sum, 0.0)
+    return dist
+
+
+@triton.jit
+def stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame, origin_h, origin_w, T, kH, kW,
+                 CP: tl.constexpr, CB: tl.constexpr, R: tl.constexpr, RR: tl.constexpr,
+                 RC: tl.constexpr, N_SUB: tl.constexpr, REFLECT: tl.constexpr,
+                 IS_FLOAT: tl.constexpr):
+    """Key values of the region every candidate patch of a slot reads, staged once.
+
+    The region of query ``q`` is the ``R x R`` grid of positions
+    ``origin + m / N_SUB`` (``m`` in ``[0, R)`` per axis) in frame ``frame``:
+    with a step ``stride1`` and a dilation that are multiples of ``1 / N_SUB``,
+    every patch pixel of every candidate is one of them. Writes the (bilinear)
+    values to ``scratch`` at pixel rows ``region_first[q] + m`` (``[.., CP]``
+    each) and whether each position is inside the frame to ``scratch_ok``, in
+    chunks of ``RC`` positions. Query arguments are ``[BQ]``.
+    """
+    for start in range(0, RR, RC):
+        m = start + tl.arange(0, RC)[None, :]
+        if IS_FLOAT:
+            rows = origin_h[:, None] + (m // R).to(tl.float32) / N_SUB
+            cols = origin_w[:, None] + (m % R).to(tl.float32) / N_SUB
+        else:
+            rows = origin_h[:, None] + m // R
+            cols = origin_w[:, None] + m % R
+        key_frame, ky, kx, key_ok, _, _ = key_walk_step(bhd[:, None], frame[:, None], rows, cols,
+                                                        0, 0, 0, T, kH, kW, REFLECT)
+        key_ok = key_ok & (m < R * R)
+        o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1, wx0, wx1 = key_corners(
+            ky, kx, kH, kW, key_ok, IS_FLOAT)
+        region_pixel = region_first[:, None] + m
+        for block in range(CP // CB):
+            c0 = block * CB
+            key = read_key(vid1, key_frame, o00, o01, o10, o11, m00, m01, m10, m11,
+                           wy0, wy1, wx0, wx1, c0, CP, CB, IS_FLOAT)
+            tl.store(scratch + channel_block(region_pixel, c0, CP, CB), key)
+        tl.store(scratch_ok + region_pixel, key_ok.to(tl.int8))
+
+
+@triton.jit
+def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, query_w, i, j, live,
+                    T, qH, qW, dilation, CP: tl.constexpr, CB: tl.constexpr,
+                    PS: tl.constexpr, R: tl.constexpr, SU: tl.constexpr, DU: tl.constexpr,
+                    USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, L2: tl.constexpr):
+    """:func:`patch_distance` (``PT == 1``) reading the keys :func:`stage_region` staged.
+
+    Window candidate ``(i, j)``'s patch pixel ``(py, px)`` is region position
+    ``(i * SU + py * DU, j * SU + px * DU)``. Query arguments are ``[BQ, 1]``,
+    ``i, j`` are ``[1, WW]``.
+    """
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    dist = (i + region_first * 0).to(tl.float32) * 0.0
+    for py in range(PS):
+        for px in range(PS):
+            query_pixel, query_ok = query_walk_step(bhd, t, query_h, query_w, 0,
+                                                    dilation * (FIRST + py),
+                                                    dilation * (FIRST + px), T, qH, qW, REFLECT)
+            region_pixel = region_first + (i * SU + py * DU) * R + (j * SU + px * DU)
+            valid = live & query_ok & (tl.load(scratch_ok + region_pixel, mask=live, other=0) != 0)
+            pixel_sum = dist * 0.0
+            for block in range(CP // CB):
+                c0 = block * CB
+                query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
+                key = load_block(scratch, region_pixel, live, c0, CP, CB)
+                if L2:
+                    diff = key - query
+                    pixel_sum += tl.sum(diff * diff, -1)
+                else:
+                    pixel_sum += tl.sum(query * key, -1)
+            dist += tl.where(valid, pixel_sum, 0.0)
     return dist

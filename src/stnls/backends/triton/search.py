@@ -36,6 +36,10 @@ from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
 
 # Largest number of neighbours kept per group by the fused top-k kernel.
 MAX_KEPT = 128
+# Whether the forward stages key regions where it can (see region_plan), and how
+# many programs per multiprocessor a staged launch runs.
+USE_REGION = True
+PROGRAMS_PER_SM = 8
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
                  "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
@@ -129,6 +133,33 @@ def forward_tile(window: int, cb: int, p: SearchParams) -> tuple[int, int]:
     return bq, warps
 
 
+def region_plan(p: SearchParams) -> dict | None:
+    """Constants of the staged-region forward, or None where it does not apply.
+
+    It applies to one-frame patches when ``stride1`` and the dilation are
+    multiples of ``1 / N_SUB`` for some ``N_SUB`` in 1, 2, 4: candidate
+    patches then read an ``R x R`` grid of ``1 / N_SUB``-spaced key positions,
+    staged once per query and slot (up to 1024 positions).
+    """
+    if p.pt != 1:
+        return None
+    for n_sub in (1, 2, 4):
+        su = float(p.stride1) * n_sub
+        if su == round(su):
+            su, du = round(su), p.dilation * n_sub
+            side = (p.ws - 1) * su + (p.ps - 1) * du + 1
+            rr = triton.next_power_of_2(side * side)
+            return dict(R=side, RR=rr, N_SUB=n_sub, SU=su, DU=du) if rr <= 1024 else None
+    return None
+
+
+def _programs(tiles: int, device: torch.device) -> int:
+    """Programs of a staged-region launch: a few per multiprocessor (each loops over tiles)."""
+    if _interpreting():
+        return min(tiles, 2)
+    return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * PROGRAMS_PER_SM)
+
+
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
                     kept, L: reference.Layout, p: SearchParams) -> None:
     """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
@@ -138,12 +169,26 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     cb = channel_block(L.C, vid0c.dtype)
     bq, warps = forward_tile(window, cb, p)
     bq = _block(n_queries, bq)
-    search_forward_kernel[(triton.cdiv(n_queries, bq),)](
-        vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, *_geometry_args(L, p),
-        kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
+    tiles = triton.cdiv(n_queries, bq)
+    plan = region_plan(p) if USE_REGION else None
+    if plan is None:
+        programs = tiles
+        scratch, scratch_ok = dists.new_empty(1), dists.new_empty(1, dtype=torch.int8)
+        region = dict(REGION=False, R=1, RR=1, RC=1, N_SUB=1, SU=1, DU=1)
+    else:
+        programs = _programs(tiles, dists.device)
+        rows = programs * bq * plan["RR"]
+        scratch = torch.empty(rows * vid0c.shape[-1], dtype=torch.float32, device=dists.device)
+        scratch_ok = torch.empty(rows, dtype=torch.int8, device=dists.device)
+        # staged in chunks of about 8 values per thread and read
+        chunk = plan["RR"] if _interpreting() else max(1, min(plan["RR"], 256 * warps // (bq * cb)))
+        region = dict(REGION=True, RC=chunk, **plan)
+    search_forward_kernel[(programs,)](
+        vid0c, vid1c, flows_k, stride1, dists, inds, scratch, scratch_ok, q_start, n_queries,
+        *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
-        KEEP_ALL=kept == 0, WW=window, KP=triton.next_power_of_2(max(kept, 1)), BQ=bq,
-        num_warps=warps)
+        KEEP_ALL=kept == 0, **region, WW=window,
+        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps)
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:

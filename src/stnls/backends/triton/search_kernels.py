@@ -17,7 +17,7 @@ import triton.language as tl
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
 from .patches import (bilinear_mix, candidate_position, channel_block, decode_queries, flow_address,
                       key_corners, load_block, patch_distance, patch_walk_step, read_corner_blocks,
-                      search_window, slot_anchor)
+                      region_distance, search_window, slot_anchor, stage_region)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
 EXCLUDED = tl.constexpr(2147483647)
@@ -148,14 +148,15 @@ def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexp
 
 @triton.jit
 def search_forward_kernel(
-        vid0, vid1, flows, stride1_ptr, dists_out, inds_out,
+        vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok,
         q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
         CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
         PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
-        PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr,
-        BQ: tl.constexpr):
+        PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
+        RR: tl.constexpr, RC: tl.constexpr, N_SUB: tl.constexpr, SU: tl.constexpr,
+        DU: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
     """Search of queries ``[q_start, q_start + n_queries)`` (global ids over ``B * HD * Q``).
 
     A program takes ``BQ`` queries; for each slot it scores the slot's window
@@ -165,8 +166,34 @@ def search_forward_kernel(
     of the group (the whole window, or each slot with ``EACH``) kept in
     registers; ties keep window order after the self_action swap. Writes
     ``dists [n_queries, K_out]`` and ``inds [n_queries, K_out, 3]``.
+
+    Programs loop over query tiles. With ``REGION`` each slot's key values are
+    first staged in the program's part of ``scratch`` (:func:`stage_region`;
+    ``BQ * RR`` pixel rows per program), then every candidate reads them there.
     """
-    row = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    for tile in range(tl.program_id(0), tl.cdiv(n_queries, BQ), tl.num_programs(0)):
+        search_tile(vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok, tile,
+                    q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
+                    stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group,
+                    K_out, CP, CB, W_T, S_FIRST, PS, PT, IS_FLOAT, L2, FULL_WS, REFLECT, USE_ADJ,
+                    INTERIOR, EACH, ANCHOR, PINNED, KEEP_ALL, REGION, R, RR, RC, N_SUB, SU, DU, WW,
+                    KP, BQ)
+
+
+@triton.jit
+def search_tile(
+        vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok, tile,
+        q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
+        stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
+        CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
+        PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr,
+        FULL_WS: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
+        INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr, PINNED: tl.constexpr,
+        KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr, RR: tl.constexpr,
+        RC: tl.constexpr, N_SUB: tl.constexpr, SU: tl.constexpr, DU: tl.constexpr,
+        WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
+    """One tile of :func:`search_forward_kernel`: queries ``tile * BQ ...`` of the range."""
+    row = (tile * BQ + tl.arange(0, BQ)).to(tl.int64)
     live = row < n_queries
     # lanes past the end decode the last query, so that every address stays inside the videos
     qid = q_start + tl.minimum(row, n_queries - 1)
@@ -254,9 +281,22 @@ def search_forward_kernel(
         else:
             swap_a, swap_b = zero - 1, zero - 1
         valid = written & in_range(rows, kH) & in_range(cols, kW)
-        d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w, frame[:, None],
-                           rows, cols, live[:, None] & valid, T, qH, qW, kH, kW, dilation,
-                           CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+        if REGION:
+            region_first = (tl.program_id(0) * BQ + tl.arange(0, BQ)).to(tl.int64) * RR
+            first = dilation * (0 if USE_ADJ else -(PS // 2))
+            stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame,
+                         candidate_position(anchor_h, off_h, 0, step, IS_FLOAT) + first,
+                         candidate_position(anchor_w, off_w, 0, step, IS_FLOAT) + first,
+                         T, kH, kW, CP, CB, R, RR, RC, N_SUB, REFLECT, IS_FLOAT)
+            tl.debug_barrier()
+            d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
+                                t[:, None], query_h, query_w, i, j, live[:, None] & valid, T, qH,
+                                qW, dilation, CP, CB, PS, R, SU, DU, USE_ADJ, REFLECT, L2)
+            tl.debug_barrier()  # the next slot overwrites the region
+        else:
+            d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
+                               frame[:, None], rows, cols, live[:, None] & valid, T, qH, qW, kH,
+                               kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
         if not L2:
             d = -d
         d = tl.where(valid, d, float("inf"))
