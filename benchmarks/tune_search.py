@@ -37,9 +37,11 @@ def sweep(name: str, max_values: int) -> dict:
     search = make_search(c)
     vid0, vid1, flows = make_inputs(c, c.H, c.W)
     window = triton.next_power_of_2(c.search["ws"] ** 2)
-    cb = launcher.channel_block(c.C // c.search["nheads"], vid0.dtype)
+    staged = launcher.region_plan(search.params) is not None
+    cb = launcher.channel_block(c.C // c.search["nheads"], vid0.dtype, staged)
     default_fwd = launcher.forward_tile
-    result = {"forward": {}, "backward": {}, "default_forward": default_fwd(window, cb, search.params)}
+    result = {"forward": {}, "backward": {}, "staged": staged,
+              "default_forward": default_fwd(window, cb, staged)}
     try:
         for bq, warps in TILES:
             if not 4 <= bq * window * cb // (32 * warps) <= max_values:
@@ -49,7 +51,7 @@ def sweep(name: str, max_values: int) -> dict:
                 result["forward"][f"{bq}x{warps}"] = _time(lambda: search(vid0, vid1, flows))
     finally:
         launcher.forward_tile = default_fwd
-    if launcher.region_plan(search.params) is not None:  # the same default tile without staging
+    if staged:  # the same default tile without staging
         launcher.USE_REGION = False
         try:
             with torch.no_grad():
@@ -63,6 +65,7 @@ def sweep(name: str, max_values: int) -> dict:
     args = (grad, torch.zeros(*inds.shape, dtype=torch.float32, device=inds.device), v0, v1,
             flows[:, None], inds, c.search["itype"] == "float", p)
     neighbours = triton.next_power_of_2(inds.shape[-2])
+    cb = launcher.channel_block(c.C // c.search["nheads"], vid0.dtype, whole_pixel=True)
     default_bwd = launcher.backward_tile
     result["default_backward"] = default_bwd(neighbours, cb, p)
     try:

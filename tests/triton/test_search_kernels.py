@@ -79,3 +79,26 @@ def test_backward_deterministic_fixed_point():
     for a, b, c in zip(first, second, atomic):
         assert torch.equal(a, b)
         torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
+
+
+REGION_CASES = {
+    "stride1_half": dict(ws=3, wt=1, k=4, ps=3, stride1=0.5),
+    "dilation_2_no_reflect": dict(ws=3, wt=1, k=4, ps=3, dilation=2, reflect_bounds=False),
+    "stride0_2_prod_all": dict(ws=3, wt=1, k=-1, ps=3, stride0=2, dist_type="prod"),
+}
+
+
+@pytest.mark.parametrize("name", list(REGION_CASES))
+def test_staged_region_matches_direct_reads(name, monkeypatch):
+    """The staged-region forward, with programs looping over several small tiles,
+    equals the direct reads and the reference."""
+    p = SearchParams.create(**REGION_CASES[name])
+    assert triton_search.region_plan(p) is not None
+    vid0, vid1, flows = search_inputs(p, C=3, H=5, W=5)
+    monkeypatch.setattr(triton_search, "_block", lambda items, block: 16)  # several tiles
+    staged = triton_search.non_local_search(vid0, vid1, flows, p)
+    monkeypatch.setattr(triton_search, "USE_REGION", False)
+    assert triton_search.region_plan(p) is None
+    direct = triton_search.non_local_search(vid0, vid1, flows, p)
+    assert_search_close(reference.non_local_search(vid0, vid1, flows, p), staged)
+    assert_search_close(direct, staged)

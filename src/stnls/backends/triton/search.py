@@ -76,13 +76,12 @@ def route(p: SearchParams, Wf: int) -> str:
     return "topk" if group_size(p) <= MAX_KEPT else "select"
 
 
-def channel_block(C: int, dtype: torch.dtype) -> int:
-    """Channels read together (``CB``): all of them up to 64 bytes, a power of two.
-
-    Lanes of a warp split a pixel's 64 bytes in 16-byte vectors, so that a warp's
-    read covers whole cache lines of neighbouring pixels.
-    """
-    return min(64 // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
+def channel_block(C: int, dtype: torch.dtype, whole_pixel: bool) -> int:
+    """Channels read together (``CB``, a power of two): one 16-byte vector per lane,
+    or (``whole_pixel``) all channels up to 64 bytes, split over neighbouring lanes
+    so that a warp's read covers whole cache lines of neighbouring pixels."""
+    limit = 64 if whole_pixel else 16
+    return min(limit // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
 
 
 def channels_last(vid: Tensor, width: int) -> Tensor:
@@ -123,14 +122,19 @@ def _block(items: int, block: int) -> int:
     return min(4096, triton.next_power_of_2(max(items, 1))) if _interpreting() else block
 
 
-def forward_tile(window: int, cb: int, p: SearchParams) -> tuple[int, int]:
-    """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads: about 8 (float)
-    or 16 (int) values per thread and read, the register budget of the bilinear and
-    exact paths."""
-    per_thread = 8 if p.itype == "float" else 16
-    bq = max(1, min(16, 4096 // (window * cb)))
-    warps = max(4, min(16, bq * window * cb // (32 * per_thread)))
-    return bq, warps
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def forward_tile(window: int, cb: int, staged: bool) -> tuple[int, int]:
+    """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
+    ``benchmarks/tune_search.py``'s sweep on an H200): 32 values per thread with
+    staged regions, 16 otherwise."""
+    if staged:
+        bq = _clamp(16384 // (window * cb), 1, 16)
+        return bq, _clamp(bq * window * cb // 1024, 4, 16)
+    bq = _clamp(512 // window, 1, 16)
+    return bq, _clamp(bq * window * cb // 512, 4, 16)
 
 
 def region_plan(p: SearchParams) -> dict | None:
@@ -139,9 +143,10 @@ def region_plan(p: SearchParams) -> dict | None:
     It applies to one-frame patches when ``stride1`` and the dilation are
     multiples of ``1 / N_SUB`` for some ``N_SUB`` in 1, 2, 4: candidate
     patches then read an ``R x R`` grid of ``1 / N_SUB``-spaced key positions,
-    staged once per query and slot (up to 1024 positions).
+    staged once per query and slot (up to 1024 positions). It is used where it
+    measured faster: bilinear reads of patches of 3 pixels or more.
     """
-    if p.pt != 1:
+    if not USE_REGION or p.pt != 1 or p.itype != "float" or p.ps < 3:
         return None
     for n_sub in (1, 2, 4):
         su = float(p.stride1) * n_sub
@@ -166,11 +171,11 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     per group, or (``kept == 0``) every candidate of the slots from ``first_slot``."""
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
     window = triton.next_power_of_2(p.ws * p.ws)
-    cb = channel_block(L.C, vid0c.dtype)
-    bq, warps = forward_tile(window, cb, p)
+    plan = region_plan(p)
+    cb = channel_block(L.C, vid0c.dtype, plan is not None)
+    bq, warps = forward_tile(window, cb, plan is not None)
     bq = _block(n_queries, bq)
     tiles = triton.cdiv(n_queries, bq)
-    plan = region_plan(p) if USE_REGION else None
     if plan is None:
         programs = tiles
         scratch, scratch_ok = dists.new_empty(1), dists.new_empty(1, dtype=torch.int8)
@@ -201,7 +206,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with _device_guard(vid0):
-        width = channel_block(L.C, vid0.dtype)
+        width = channel_block(L.C, vid0.dtype, region_plan(p) is not None)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
@@ -261,8 +266,12 @@ def fixed_point_scales(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1
 
 
 def backward_tile(neighbours: int, cb: int, p: SearchParams) -> tuple[int, int]:
-    """``(BQ, num_warps)`` of the backward's ``[BQ, neighbours, cb]`` reads."""
-    return max(1, min(16, 2048 // (neighbours * cb))), 4
+    """``(BQ, num_warps)`` of the backward's ``[BQ, neighbours, cb]`` reads (the fastest of
+    ``benchmarks/tune_search.py``'s sweep on an H200): 4 (bilinear) or 16 (exact)
+    values per thread, more where one query's neighbours exceed that."""
+    values = 512 if p.itype == "float" else 2048
+    bq = _clamp(values // (neighbours * cb), 1, 16)
+    return bq, _clamp(bq * neighbours * cb // 1024, 4, 16)
 
 
 def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1: Tensor,
@@ -281,7 +290,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
     acc_dtype = torch.int64 if fixed_point else torch.float32
     pairs = total * K
     with _device_guard(vid0):
-        width = channel_block(L.C, vid0.dtype)
+        width = channel_block(L.C, vid0.dtype, whole_pixel=True)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
