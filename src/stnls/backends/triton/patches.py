@@ -255,26 +255,20 @@ def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live
 @triton.jit
 def stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame, origin_h, origin_w, T, kH, kW,
                  CP: tl.constexpr, CB: tl.constexpr, R: tl.constexpr, RR: tl.constexpr,
-                 RC: tl.constexpr, N_SUB: tl.constexpr, REFLECT: tl.constexpr,
-                 IS_FLOAT: tl.constexpr):
+                 RC: tl.constexpr, REFLECT: tl.constexpr, IS_FLOAT: tl.constexpr):
     """Key values of the region every candidate patch of a slot reads, staged once.
 
-    The region of query ``q`` is the ``R x R`` grid of positions
-    ``origin + m / N_SUB`` (``m`` in ``[0, R)`` per axis) in frame ``frame``:
-    with a step ``stride1`` and a dilation that are multiples of ``1 / N_SUB``,
-    every patch pixel of every candidate is one of them. Writes the (bilinear)
+    The region of query ``q`` is the ``R x R`` grid of positions ``origin + m``
+    (``m`` in ``[0, R)`` per axis) in frame ``frame``: with an integer step
+    ``stride1``, every patch pixel of every candidate is one of them. Writes the (bilinear)
     values to ``scratch`` at pixel rows ``region_first[q] + m`` (``[.., CP]``
     each) and whether each position is inside the frame to ``scratch_ok``, in
     chunks of ``RC`` positions. Query arguments are ``[BQ]``.
     """
     for start in range(0, RR, RC):
         m = start + tl.arange(0, RC)[None, :]
-        if IS_FLOAT:
-            rows = origin_h[:, None] + (m // R).to(tl.float32) / N_SUB
-            cols = origin_w[:, None] + (m % R).to(tl.float32) / N_SUB
-        else:
-            rows = origin_h[:, None] + m // R
-            cols = origin_w[:, None] + m % R
+        rows = origin_h[:, None] + m // R
+        cols = origin_w[:, None] + m % R
         key_frame, ky, kx, key_ok, _, _ = key_walk_step(bhd[:, None], frame[:, None], rows, cols,
                                                         0, 0, 0, T, kH, kW, REFLECT)
         key_ok = key_ok & (m < R * R)
@@ -292,12 +286,12 @@ def stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame, origin_h, 
 @triton.jit
 def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, query_w, i, j, live,
                     T, qH, qW, dilation, CP: tl.constexpr, CB: tl.constexpr,
-                    PS: tl.constexpr, R: tl.constexpr, SU: tl.constexpr, DU: tl.constexpr,
-                    USE_ADJ: tl.constexpr, REFLECT: tl.constexpr, L2: tl.constexpr):
+                    PS: tl.constexpr, R: tl.constexpr, SU: tl.constexpr, USE_ADJ: tl.constexpr,
+                    REFLECT: tl.constexpr, L2: tl.constexpr):
     """:func:`patch_distance` (``PT == 1``) reading the keys :func:`stage_region` staged.
 
     Window candidate ``(i, j)``'s patch pixel ``(py, px)`` is region position
-    ``(i * SU + py * DU, j * SU + px * DU)``. Query arguments are ``[BQ, 1]``,
+    ``(i * SU + py * dilation, j * SU + px * dilation)`` (``SU = stride1``). Query arguments are ``[BQ, 1]``,
     ``i, j`` are ``[1, WW]``.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
@@ -307,7 +301,7 @@ def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, qu
             query_pixel, query_ok = query_walk_step(bhd, t, query_h, query_w, 0,
                                                     dilation * (FIRST + py),
                                                     dilation * (FIRST + px), T, qH, qW, REFLECT)
-            region_pixel = region_first + (i * SU + py * DU) * R + (j * SU + px * DU)
+            region_pixel = region_first + (i * SU + py * dilation) * R + (j * SU + px * dilation)
             valid = live & query_ok & (tl.load(scratch_ok + region_pixel, mask=live, other=0) != 0)
             pixel_sum = dist * 0.0
             for block in range(CP // CB):

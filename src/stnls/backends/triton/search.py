@@ -140,22 +140,19 @@ def forward_tile(window: int, cb: int, staged: bool) -> tuple[int, int]:
 def region_plan(p: SearchParams) -> dict | None:
     """Constants of the staged-region forward, or None where it does not apply.
 
-    It applies to one-frame patches when ``stride1`` and the dilation are
-    multiples of ``1 / N_SUB`` for some ``N_SUB`` in 1, 2, 4: candidate
-    patches then read an ``R x R`` grid of ``1 / N_SUB``-spaced key positions,
-    staged once per query and slot (up to 1024 positions). It is used where it
-    measured faster: bilinear reads of patches of 3 pixels or more.
+    With one-frame patches and an integer ``stride1``, every candidate patch of
+    a slot reads the ``R x R`` grid of key positions that starts at the
+    window's first patch pixel (spaced by whole pixels), staged once per query
+    and slot (up to 1024 positions). It is used where it measured faster than
+    reading the video directly: bilinear patches of 3 pixels or more.
     """
-    if not USE_REGION or p.pt != 1 or p.itype != "float" or p.ps < 3:
+    if (not USE_REGION or p.pt != 1 or p.itype != "float" or p.ps < 3
+            or float(p.stride1) != round(float(p.stride1))):
         return None
-    for n_sub in (1, 2, 4):
-        su = float(p.stride1) * n_sub
-        if su == round(su):
-            su, du = round(su), p.dilation * n_sub
-            side = (p.ws - 1) * su + (p.ps - 1) * du + 1
-            rr = triton.next_power_of_2(side * side)
-            return dict(R=side, RR=rr, N_SUB=n_sub, SU=su, DU=du) if rr <= 1024 else None
-    return None
+    su = round(float(p.stride1))
+    side = (p.ws - 1) * su + (p.ps - 1) * p.dilation + 1
+    rr = triton.next_power_of_2(side * side)
+    return dict(R=side, RR=rr, SU=su) if rr <= 1024 else None
 
 
 def _programs(tiles: int, device: torch.device) -> int:
@@ -179,7 +176,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     if plan is None:
         programs = tiles
         scratch, scratch_ok = dists.new_empty(1), dists.new_empty(1, dtype=torch.int8)
-        region = dict(REGION=False, R=1, RR=1, RC=1, N_SUB=1, SU=1, DU=1)
+        region = dict(REGION=False, R=1, RR=1, RC=1, SU=1)
     else:
         programs = _programs(tiles, dists.device)
         rows = programs * bq * plan["RR"]

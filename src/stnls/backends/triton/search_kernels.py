@@ -155,8 +155,8 @@ def search_forward_kernel(
         PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr, FULL_WS: tl.constexpr, REFLECT: tl.constexpr,
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
         PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
-        RR: tl.constexpr, RC: tl.constexpr, N_SUB: tl.constexpr, SU: tl.constexpr,
-        DU: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
+        RR: tl.constexpr, RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr,
+        KP: tl.constexpr, BQ: tl.constexpr):
     """Search of queries ``[q_start, q_start + n_queries)`` (global ids over ``B * HD * Q``).
 
     A program takes ``BQ`` queries; for each slot it scores the slot's window
@@ -176,7 +176,7 @@ def search_forward_kernel(
                     q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
                     stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group,
                     K_out, CP, CB, W_T, S_FIRST, PS, PT, IS_FLOAT, L2, FULL_WS, REFLECT, USE_ADJ,
-                    INTERIOR, EACH, ANCHOR, PINNED, KEEP_ALL, REGION, R, RR, RC, N_SUB, SU, DU, WW,
+                    INTERIOR, EACH, ANCHOR, PINNED, KEEP_ALL, REGION, R, RR, RC, SU, WW,
                     KP, BQ)
 
 
@@ -190,8 +190,8 @@ def search_tile(
         FULL_WS: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
         INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr, PINNED: tl.constexpr,
         KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr, RR: tl.constexpr,
-        RC: tl.constexpr, N_SUB: tl.constexpr, SU: tl.constexpr, DU: tl.constexpr,
-        WW: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
+        RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr,
+        BQ: tl.constexpr):
     """One tile of :func:`search_forward_kernel`: queries ``tile * BQ ...`` of the range."""
     row = (tile * BQ + tl.arange(0, BQ)).to(tl.int64)
     live = row < n_queries
@@ -287,11 +287,11 @@ def search_tile(
             stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame,
                          candidate_position(anchor_h, off_h, 0, step, IS_FLOAT) + first,
                          candidate_position(anchor_w, off_w, 0, step, IS_FLOAT) + first,
-                         T, kH, kW, CP, CB, R, RR, RC, N_SUB, REFLECT, IS_FLOAT)
+                         T, kH, kW, CP, CB, R, RR, RC, REFLECT, IS_FLOAT)
             tl.debug_barrier()
             d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
                                 t[:, None], query_h, query_w, i, j, live[:, None] & valid, T, qH,
-                                qW, dilation, CP, CB, PS, R, SU, DU, USE_ADJ, REFLECT, L2)
+                                qW, dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2)
             tl.debug_barrier()  # the next slot overwrites the region
         else:
             d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
