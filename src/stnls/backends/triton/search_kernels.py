@@ -23,6 +23,9 @@ from .patches import (bilinear_mix, candidate_position, channel_block, decode_qu
 EXCLUDED = tl.constexpr(2147483647)
 # Order keys of the not-yet-filled kept entries: after every candidate, before EXCLUDED.
 EMPTY = tl.constexpr(2147483000)
+# Bounds of the int64 sort keys (see sort_key).
+LOWEST_KEY = tl.constexpr(-9223372036854775807)
+HIGHEST_KEY = tl.constexpr(9223372036854775807)
 
 # Anchor modes (``ANCHOR`` constexpr): how self_action edits the candidate list.
 NO_ANCHOR = tl.constexpr(0)
@@ -100,38 +103,51 @@ def resolve_anchor(first_close, best_l1, best_pos, IS_FLOAT: tl.constexpr):
 
 
 @triton.jit
-def empty_best(lanes, n_keep, BQ: tl.constexpr, KP: tl.constexpr):
-    """Kept entries ``(dist, order key, pos)``, each ``[BQ, KP]``, before any candidate."""
-    zeros = tl.zeros([BQ, KP], dtype=tl.int32)
-    best_key = zeros + tl.where(lanes < n_keep, EMPTY + lanes, EXCLUDED)[None, :]
-    return zeros.to(tl.float32) + float("inf"), best_key, zeros
+def sort_key(d, key):
+    """int64 ordered as ``(d, key)`` lexicographically (float32 ``d``, int32 ``key >= 0``)."""
+    bits = (d + 0.0).to(tl.int32, bitcast=True)  # + 0.0: -0.0 orders as 0.0
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return (ordered.to(tl.int64) << 32) | key.to(tl.int64)
 
 
 @triton.jit
-def merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep):
-    """The ``n_keep`` best of the kept entries and a block of candidates, sorted.
+def sort_key_distance(sort):
+    """The ``d`` of a :func:`sort_key`."""
+    ordered = (sort >> 32).to(tl.int32)
+    return (ordered ^ ((ordered >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
 
-    Entries are ordered by ``(d, key)``; keys are unique (but EXCLUDED), so each
-    step takes exactly one entry. Returns the new kept entries, best first.
+
+@triton.jit
+def empty_best(lanes, n_keep, BQ: tl.constexpr, KP: tl.constexpr):
+    """Kept entries ``(sort key, pos)``, each ``[BQ, KP]``, before any candidate."""
+    zeros = tl.zeros([BQ, KP], dtype=tl.int32)
+    key = zeros + tl.where(lanes < n_keep, EMPTY + lanes, EXCLUDED)[None, :]
+    return sort_key(zeros.to(tl.float32) + float("inf"), key), zeros
+
+
+@triton.jit
+def merge_best(kept, kept_pos, d, key, pos, lanes, n_keep):
+    """The ``n_keep`` smallest ``(d, key)`` of the kept entries and a block of candidates.
+
+    Kept entries are unordered (:func:`group_write` ranks them). Each step moves
+    the block's best candidate into the place of the worst kept entry if it is
+    better; only as many steps run as the most candidates of one query that beat
+    its worst kept entry (at most ``n_keep``). Keys are unique but EXCLUDED.
     """
-    new_d, new_key, new_pos = best_d, best_key, best_pos
-    for r in range(n_keep):
-        d_min = tl.minimum(tl.min(best_d, 1), tl.min(d, 1))[:, None]
-        key_min = tl.minimum(tl.min(tl.where(best_d == d_min, best_key, EXCLUDED), 1),
-                             tl.min(tl.where(d == d_min, key, EXCLUDED), 1))[:, None]
-        from_best = (best_d == d_min) & (best_key == key_min)
-        from_block = (d == d_min) & (key == key_min)
-        pos_min = tl.maximum(tl.max(tl.where(from_best, best_pos, -1), 1),
-                             tl.max(tl.where(from_block, pos, -1), 1))[:, None]
-        here = (lanes == r)[None, :]
-        new_d = tl.where(here, d_min, new_d)
-        new_key = tl.where(here, key_min, new_key)
-        new_pos = tl.where(here, pos_min, new_pos)
-        best_d = tl.where(from_best, float("inf"), best_d)
-        best_key = tl.where(from_best, EXCLUDED, best_key)
-        d = tl.where(from_block, float("inf"), d)
-        key = tl.where(from_block, EXCLUDED, key)
-    return new_d, new_key, new_pos
+    block = sort_key(d, key)
+    kept_lane = (lanes < n_keep)[None, :]
+    worst = tl.max(tl.where(kept_lane, kept, LOWEST_KEY), 1)
+    steps = tl.minimum(tl.max(tl.sum((block < worst[:, None]).to(tl.int32), 1), 0), n_keep)
+    for r in range(steps):
+        best = tl.min(block, 1)
+        taken = block == best[:, None]
+        best_pos = tl.max(tl.where(taken, pos, -1), 1)
+        worst = tl.max(tl.where(kept_lane, kept, LOWEST_KEY), 1)
+        replaced = kept_lane & (kept == worst[:, None]) & (best < worst)[:, None]
+        kept = tl.where(replaced, best[:, None], kept)
+        kept_pos = tl.where(replaced, best_pos[:, None], kept_pos)
+        block = tl.where(taken, HIGHEST_KEY, block)
+    return kept, kept_pos
 
 
 @triton.jit
@@ -238,7 +254,7 @@ def search_tile(
         global_pos = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
 
     n_keep = k_group - PINNED
-    best_d, best_key, best_pos = empty_best(lanes, n_keep, BQ, KP)
+    kept, kept_pos = empty_best(lanes, n_keep, BQ, KP)
     anchor_d = far.to(tl.float32)
     anchor_pos = zero
     for s in range(S_FIRST, W_T):
@@ -259,7 +275,7 @@ def search_tile(
             else:
                 slot_pins = 0
             n_keep = k_group - slot_pins
-            best_d, best_key, best_pos = empty_best(lanes, n_keep, BQ, KP)
+            kept, kept_pos = empty_best(lanes, n_keep, BQ, KP)
         else:
             group_base = slot * S1
         # The self_action swap: group keys swap_a and swap_b trade places.
@@ -322,22 +338,22 @@ def search_tile(
                     anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
             d = tl.where(excluded, float("inf"), d)
             key = tl.where(excluded, EXCLUDED, key)
-            best_d, best_key, best_pos = merge_best(best_d, best_key, best_pos, d, key, pos, lanes, n_keep)
+            kept, kept_pos = merge_best(kept, kept_pos, d, key, pos, lanes, n_keep)
             if EACH:
                 group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                            best_d, best_pos, lanes, n_keep, row * K_out + slot * k_group, slot_pins,
+                            kept, kept_pos, lanes, n_keep, row * K_out + slot * k_group, slot_pins,
                             anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
                             stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
     if not EACH and not KEEP_ALL:
         group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                    best_d, best_pos, lanes, n_keep, row * K_out, PINNED, anchor_d, anchor_pos,
+                    kept, kept_pos, lanes, n_keep, row * K_out, PINNED, anchor_d, anchor_pos,
                     T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
                     IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
 
 
 @triton.jit
 def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                best_d, best_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
+                kept, kept_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
                 T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
                 W_T: tl.constexpr, S_FIRST: tl.constexpr, IS_FLOAT: tl.constexpr,
                 FULL_WS: tl.constexpr, INTERIOR: tl.constexpr, L2: tl.constexpr,
@@ -353,12 +369,14 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
             dt, dh, dw = dt * 0.0, dh * 0.0, dw * 0.0  # the query's own index, written exactly
         store_entries(dists_out, inds_out, row, live, anchor_d, dt, dh, dw, L2)
         row += 1
+    rank = tl.sum((kept[:, None, :] < kept[:, :, None]).to(tl.int32), 2)
     mask = live[:, None] & (lanes < n_keep)[None, :]
     dt, dh, dw = candidate_inds(
         flows, flow_head[:, None], t[:, None], nh[:, None], nw[:, None], key_h[:, None],
-        key_w[:, None], mask, best_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
+        key_w[:, None], mask, kept_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
         W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
-    store_entries(dists_out, inds_out, row[:, None] + lanes[None, :], mask, best_d, dt, dh, dw, L2)
+    store_entries(dists_out, inds_out, row[:, None] + rank, mask, sort_key_distance(kept), dt, dh,
+                  dw, L2)
 
 
 @triton.jit
