@@ -14,7 +14,10 @@ Routes of the forward:
   self_action and top-k on each chunk. Memory is one chunk of candidates
   (``STNLS_CHUNK_BYTES``).
 
-float64 videos run the reference backend. The backward adds with atomics;
+The forward reads channels-last copies of the videos (:func:`channels_last`)
+and, for bilinear patches with an integer ``stride1``, stages each query's key
+region once per slot (:func:`region_plan`). float64 videos run the reference
+backend. The backward adds with atomics;
 when ``torch.are_deterministic_algorithms_enabled()`` it adds int64 fixed-point
 values instead (bitwise-reproducible, see :func:`fixed_point_scales`).
 """
