@@ -1,0 +1,162 @@
+"""Launchers of the Triton aggregation ops (same contract as :mod:`stnls.backends.reference.agg`).
+
+* ``agg_gather`` (``NonLocalGather``, ``NonLocalGatherAdd``/``WeightedPatchSum``,
+  ``PooledPatchSum``): one program per tile of output pixels gathers every
+  (query, patch element, neighbour) landing on them and writes the normalised
+  result once. No atomics, so it is deterministic, and with ``sum_k`` no ``K``
+  stack ever exists.
+* ``agg_scatter`` (the adjoint; the video gradient of the gathers, and
+  ``NonLocalScatter``/``NonLocalScatterAdd``): one program per tile of queries
+  pushes ``w * y / coverage`` to the neighbours' source pixels with atomic adds into
+  a float32 channels-last buffer. With real offsets and dilation 1, the pairs whose
+  patch lies inside the frame merge their bilinear corners first (one add per
+  pixel of the ``(ps+1)^2`` grid instead of ``4*ps*ps``); the others go element by
+  element. Under ``torch.use_deterministic_algorithms(True)`` the adds are int64
+  fixed point (bitwise reproducible, see :func:`.launch.fixed_point_scale`).
+* ``agg_pair_grads`` (gradients by the weights and the offsets): one row per
+  (query, neighbour) pair, reduced in registers; no atomics.
+
+float64 inputs run the reference backend.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+from torch import Tensor
+
+from ...params import AggParams
+from ..reference import agg as reference
+from .agg_kernels import (ALL_PAIRS, BORDER_PAIRS, INTERIOR_PAIRS, agg_gather_kernel,
+                          agg_pair_grads_kernel, agg_scatter_kernel)
+from .launch import channel_block, channels_last, device_guard, fixed_point_scale, rows_per_tile
+
+
+@functools.lru_cache(maxsize=64)
+def _coverage(T: int, p: AggParams, device: torch.device) -> Tensor:
+    """``[T, out_h, out_w]`` float32 coverage (the reference's, at least 1)."""
+    return reference.coverage(T, p, torch.float32, device)[..., 0].contiguous()
+
+
+def _geometry(p: AggParams, T: int, K: int) -> tuple:
+    """Scalar kernel arguments from ``T`` to ``dilation`` (same order in every kernel)."""
+    n_h, n_w = p.grid
+    return (T, p.in_h, p.in_w, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
+            p.dilation)
+
+
+def _constants(p: AggParams) -> dict:
+    return dict(PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float", REFLECT=p.reflect_bounds,
+                USE_ADJ=p.use_adj, SUM_K=p.sum_k, POOLED=p.pooled)
+
+
+def _matches(weights: Tensor, flows: Tensor, p: AggParams) -> tuple[Tensor, Tensor]:
+    """Weights (own dtype) and flows (float32, or int32) as the kernels read them."""
+    flows = flows.float() if p.itype == "float" else flows.to(torch.int32)
+    return weights.contiguous(), flows.contiguous()
+
+
+def _covering_steps(p: AggParams) -> int:
+    """Grid positions per axis whose patch may cover a given output pixel."""
+    return 1 if p.pooled else p.dilation * (p.ps - 1) // p.stride_out + 1
+
+
+def _gradient_table(y: Tensor, T: int, p: AggParams) -> Tensor:
+    """``y / coverage`` as a float32 padded channels-last table (``y`` of the gather's shape)."""
+    C = y.shape[-3]
+    hw = p.out_h * p.out_w
+    return channels_last(y.reshape(-1, C, hw), C, hw, torch.float32, _coverage(T, p, y.device).view(T, hw))
+
+
+def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+    """``out = A vid / coverage``; same contract as :func:`stnls.backends.reference.agg.agg_gather`."""
+    if vid.dtype == torch.float64:
+        return reference.agg_gather(vid, weights, flows, p)
+    B, HD, T, C, H, W = vid.shape
+    K = weights.shape[-1]
+    planes = 1 if p.sum_k else K
+    shape = (B, HD, T, C, p.out_h, p.out_w) if p.sum_k else (B, HD, K, T, C, p.out_h, p.out_w)
+    with device_guard(vid):
+        out = torch.empty(shape, dtype=vid.dtype, device=vid.device)
+        if out.numel() == 0 or K == 0:
+            return out.zero_()
+        cb, c_pad = channel_block(C)
+        table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
+        w, f = _matches(weights, flows, p)
+        n_pix = B * HD * T * p.out_h * p.out_w
+        bp = rows_per_tile(n_pix, cb)
+        steps = _covering_steps(p)
+        agg_gather_kernel[(triton.cdiv(n_pix, bp), c_pad // cb, planes)](
+            table, w, f, _coverage(T, p, vid.device), out, n_pix, T, C, H, W, p.out_h, p.out_w,
+            *p.grid, K, p.stride_in, p.stride_out, p.dilation, steps, steps,
+            C_PAD=c_pad, CB=cb, BP=bp, **_constants(p), num_warps=4)
+    return out
+
+
+def _scatter_modes(p: AggParams) -> tuple:
+    """Interior pairs merge their bilinear corners (real offsets, dilation 1); see the module doc."""
+    if p.itype == "float" and p.dilation == 1:
+        return (INTERIOR_PAIRS, BORDER_PAIRS)
+    return (ALL_PAIRS,)
+
+
+def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+    """``vid = A^T (y / coverage)``; same contract as :func:`stnls.backends.reference.agg.agg_scatter`."""
+    if y.dtype == torch.float64:
+        return reference.agg_scatter(y, weights, flows, p)
+    B, HD, T = weights.shape[:3]
+    K = weights.shape[-1]
+    C = y.shape[-3]
+    fixed_point = torch.are_deterministic_algorithms_enabled()
+    with device_guard(y):
+        cb, c_pad = channel_block(C)
+        n_q = B * HD * T * p.grid[0] * p.grid[1]
+        acc = torch.zeros(B * HD * T * p.in_h * p.in_w, c_pad,
+                          dtype=torch.int64 if fixed_point else torch.float32, device=y.device)
+        if n_q > 0 and K > 0 and C > 0:
+            g = _gradient_table(y, T, p)
+            w, f = _matches(weights, flows, p)
+            if fixed_point:
+                contributions = n_q * K * p.pt * p.ps * p.ps * 4
+                scale = fixed_point_scale(w.abs().amax().float() * g.abs().amax() * contributions)
+            else:
+                scale = torch.ones(1, dtype=torch.float32, device=y.device)
+            bq = rows_per_tile(n_q, cb, cap=128)
+            for mode in _scatter_modes(p):
+                agg_scatter_kernel[(triton.cdiv(n_q, bq), c_pad // cb)](
+                    g, w, f, acc, scale, n_q, *_geometry(p, T, K), C_PAD=c_pad, CB=cb,
+                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, **_constants(p), num_warps=4)
+            if fixed_point:
+                acc = acc.double() / scale.double()
+        rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
+        out = torch.empty((B, HD, T, C, p.in_h, p.in_w), dtype=y.dtype, device=y.device)
+        out.copy_(rows)
+    return out
+
+
+def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
+                   p: AggParams) -> tuple[Tensor, Tensor]:
+    """Gradients of ``<y, agg_gather(vid, weights, flows)>`` by the weights and the offsets;
+    same contract as :func:`stnls.backends.reference.agg.agg_pair_grads`."""
+    if vid.dtype == torch.float64 or y.dtype == torch.float64:
+        return reference.agg_pair_grads(y, vid, weights, flows, want_flows, p)
+    B, HD, T, C, H, W = vid.shape
+    K = weights.shape[-1]
+    offsets = want_flows and p.itype == "float"
+    flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
+    with device_guard(vid):
+        n_q = B * HD * T * p.grid[0] * p.grid[1]
+        grad_w = torch.zeros(n_q * K, dtype=torch.float32, device=vid.device)
+        grad_f = torch.zeros(n_q * K, 3, dtype=torch.float32, device=vid.device)
+        if n_q > 0 and K > 0 and C > 0:
+            cb, c_pad = channel_block(C)
+            g = _gradient_table(y, T, p)
+            table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
+            w, f = _matches(weights, flows, p)
+            bq = rows_per_tile(n_q, cb, cap=128)
+            agg_pair_grads_kernel[(triton.cdiv(n_q, bq),)](
+                g, table, w, f, grad_w, grad_f, n_q, *_geometry(p, T, K), c_pad // cb,
+                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, **_constants(p), num_warps=4)
+    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)

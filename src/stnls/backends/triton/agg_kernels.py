@@ -1,0 +1,449 @@
+"""Triton kernels of the aggregation ops: gather (per output pixel), its adjoint scatter
+(per query, atomic adds) and the gradients by the weights and the offsets (per query).
+
+The geometry is that of :mod:`stnls.backends.reference.agg` (read its module doc).
+Neighbour ``k`` of query ``(t, i, j)`` has an anchor (:func:`neighbour_anchor`); patch
+element ``(pk, a, b)`` reads the source pixel ``anchor + (pk, d[a], d[b])`` (exact, or
+bilinear for real offsets: :func:`bilinear_axis`) and writes the destination pixel
+``(t + pk, i * stride_out + d[a], j * stride_out + d[b])`` (:func:`destination`), with
+``d[a] = dilation * (a + FIRST)``. Every position is computed by these functions.
+
+Videos are read and gradients written as padded channels-last tables
+``[pixels, C_PAD]`` (see :func:`stnls.backends.triton.launch.channels_last`): one
+tap moves ``C_PAD`` contiguous values. Tiles are ``[rows, CB]`` (rows = output pixels
+or queries, ``CB`` channels); everything accumulates in float32.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .geometry import in_range, pixel, reflect
+
+# Offsets this large mark a missing neighbour (``stnls.backends.reference.agg.MISSING_OFFSET``).
+MISSING = tl.constexpr(1e7)
+MISSING_INT = tl.constexpr(10000000)
+
+# Scatter modes (``MODE`` constexpr).
+ALL_PAIRS = tl.constexpr(0)       # every pair, element by element
+BORDER_PAIRS = tl.constexpr(1)    # only pairs some patch pixel of which is outside the frame
+INTERIOR_PAIRS = tl.constexpr(2)  # only the others, corners merged on the (ps+1)^2 grid
+
+
+@triton.jit
+def round_half_even(x):
+    """``torch.round``: nearest integer, ties to even."""
+    r = tl.floor(x + 0.5)
+    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0.0
+    return tl.where(((r - x) == 0.5) & odd, r - 1.0, r)
+
+
+@triton.jit
+def first_offset(PS: tl.constexpr, USE_ADJ: tl.constexpr):
+    """Patch element 0's offset in patch steps: ``-(ps // 2)``, or 0 with ``use_adj``."""
+    if USE_ADJ:
+        return 0
+    else:
+        return -(PS // 2)
+
+
+@triton.jit
+def decode_query(qid, T, nH, nW):
+    """``(bhd, t, i, j)`` of global query indices ``qid`` (int64, over ``B * HD * Q``)."""
+    per_frame = nH * nW
+    q = qid % (T * per_frame)
+    bhd = qid // (T * per_frame)
+    t = (q // per_frame).to(tl.int32)
+    rest = q % per_frame
+    return bhd, t, (rest // nW).to(tl.int32), (rest % nW).to(tl.int32)
+
+
+@triton.jit
+def covering_query(y, m, stride, dilation, n, steps, FIRST: tl.constexpr, PS: tl.constexpr,
+                   POOLED: tl.constexpr):
+    """The ``m``-th grid position ``i`` (of ``steps``) whose patch covers pixel ``y`` along one
+    axis, the patch element ``a`` landing there, and whether the pair exists.
+
+    ``y = i * stride + dilation * (a + FIRST)`` with ``0 <= i < n``, ``0 <= a < PS``;
+    pooled: ``y = i * PS + a``. ``steps = dilation * (PS - 1) // stride + 1`` (1 pooled).
+    """
+    if POOLED:
+        i = y // PS
+        a = y - i * PS
+        ok = i < n
+    else:
+        top = dilation * (PS - 1 + FIRST)
+        i = (y - top + steps * stride + stride - 1) // stride - steps + m  # ceil, all terms >= 0
+        rem = y - i * stride - dilation * FIRST
+        ok = (i >= 0) & (i < n) & (rem >= 0) & (rem < dilation * PS)
+        ok = ok & ((tl.where(ok, rem, 0) % dilation) == 0)
+        a = tl.where(ok, rem, 0) // dilation
+    return i, a, ok
+
+
+@triton.jit
+def destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out, dilation, FIRST: tl.constexpr,
+                PS: tl.constexpr, POOLED: tl.constexpr):
+    """Destination pixel ``(t + pk, rh, rw)`` of patch element ``(pk, a, b)`` of query
+    ``(t, i, j)``, and whether it is inside the output (never mirrored)."""
+    if POOLED:
+        rh = i * PS + a
+        rw = j * PS + b
+    else:
+        rh = i * stride_out + dilation * (a + FIRST)
+        rw = j * stride_out + dilation * (b + FIRST)
+    ok = (t + pk < T) & in_range(rh, out_h) & in_range(rw, out_w)
+    return t + pk, tl.where(ok, rh, 0), tl.where(ok, rw, 0), ok
+
+
+@triton.jit
+def neighbour_anchor(flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT: tl.constexpr):
+    """Anchor ``(t, h, w)`` of neighbour ``pair`` (global index into ``[..., K, 3]`` flows) of
+    query ``(t, i, j)``: mirrored once into the video; whether it is usable (inside after the
+    mirror, offsets finite and below the "missing" marker); and ``d anchor / d offset`` (-1
+    where the mirror flipped it) for rows and columns. Real offsets give real ``h, w`` and a
+    rounded time."""
+    f = flows + pair * 3
+    ft = tl.load(f, mask=live, other=0)
+    fh = tl.load(f + 1, mask=live, other=0)
+    fw = tl.load(f + 2, mask=live, other=0)
+    if IS_FLOAT:
+        ft, fh, fw = ft.to(tl.float32), fh.to(tl.float32), fw.to(tl.float32)
+        present = (tl.abs(ft) < MISSING) & (tl.abs(fh) < MISSING) & (tl.abs(fw) < MISSING)  # NaN too
+        dt = tl.where(present, round_half_even(ft), 0.0).to(tl.int32)
+        raw_h = (i * stride_in).to(tl.float32) + tl.where(present, fh, 0.0)
+        raw_w = (j * stride_in).to(tl.float32) + tl.where(present, fw, 0.0)
+    else:
+        present = ((ft < MISSING_INT) & (ft > -MISSING_INT) & (fh < MISSING_INT)
+                   & (fh > -MISSING_INT) & (fw < MISSING_INT) & (fw > -MISSING_INT))
+        dt = tl.where(present, ft, 0)
+        raw_h = i * stride_in + tl.where(present, fh, 0)
+        raw_w = j * stride_in + tl.where(present, fw, 0)
+    anchor_t = reflect(t + dt, T)
+    anchor_h = reflect(raw_h, in_h)
+    anchor_w = reflect(raw_w, in_w)
+    ok = (live & present & in_range(anchor_t, T) & in_range(anchor_h, in_h)
+          & in_range(anchor_w, in_w))
+    sign_h = tl.where(in_range(raw_h, in_h), 1.0, -1.0)
+    sign_w = tl.where(in_range(raw_w, in_w), 1.0, -1.0)
+    return (tl.where(ok, anchor_t, 0), tl.where(ok, anchor_h, 0), tl.where(ok, anchor_w, 0), ok,
+            sign_h, sign_w)
+
+
+@triton.jit
+def bilinear_axis(s, ok, size):
+    """Bilinear corners of real coordinates ``s`` along one axis: ``(c0, c1, w0, w1, in0, in1)``.
+
+    ``c0 = floor(s)`` and ``c1 = c0 + 1``, each mirrored once and clamped (always safe to
+    read); ``w0, w1`` their weights, zero for a corner still outside after the mirror (only
+    a zero-weight corner at ``s == size - 1``, or a size-1 axis); ``in0, in1`` (float 0/1)
+    whether the corner is inside.
+    """
+    s = tl.where(ok, s, 0.0)
+    lo = tl.floor(s)
+    frac = s - lo
+    c0 = lo.to(tl.int32)
+    r0 = reflect(c0, size)
+    r1 = reflect(c0 + 1, size)
+    in0 = in_range(r0, size).to(tl.float32)
+    in1 = in_range(r1, size).to(tl.float32)
+    r0 = tl.minimum(tl.maximum(r0, 0), size - 1)
+    r1 = tl.minimum(tl.maximum(r1, 0), size - 1)
+    return r0, r1, (1.0 - frac) * in0, frac * in1, in0, in1
+
+
+@triton.jit
+def load_rows(table, row, mask, c, C_PAD: tl.constexpr):
+    """``table[row, c]`` as float32 ``[rows, CB]`` (0 where ``mask`` is false)."""
+    return tl.load(table + row[:, None] * C_PAD + c[None, :], mask=mask[:, None],
+                   other=0.0).to(tl.float32)
+
+
+@triton.jit
+def source_pixel(anchor_t, anchor_h, anchor_w, ok, pk, dy, dx, T, H, W, REFLECT: tl.constexpr):
+    """Source position of the patch element at offsets ``(pk, dy, dx)`` of an anchor:
+    ``(t, y, x, valid, flip_y, flip_x)``, mirrored at the borders with ``REFLECT`` (else
+    invalid outside); ``flip`` is -1 where a mirror flipped the coordinate."""
+    st, ok_t, _ = pixel(anchor_t + pk, T, REFLECT)
+    sy, ok_y, flip_y = pixel(anchor_h + dy, H, REFLECT)
+    sx, ok_x, flip_x = pixel(anchor_w + dx, W, REFLECT)
+    valid = ok & ok_t & ok_y & ok_x
+    return tl.where(valid, st, 0), sy, sx, valid, flip_y, flip_x
+
+
+@triton.jit
+def sample(vid, bhd, st, sy, sx, valid, c, T, H, W, C_PAD: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Value ``[rows, CB]`` of the channels-last video at ``(bhd, st, sy, sx)`` (bilinear for
+    real positions), 0 where not ``valid``."""
+    frame = (bhd * T + st) * H
+    if IS_FLOAT:
+        y0, y1, wy0, wy1, _, _ = bilinear_axis(sy, valid, H)
+        x0, x1, wx0, wx1, _, _ = bilinear_axis(sx, valid, W)
+        value = (wy0 * wx0)[:, None] * load_rows(vid, (frame + y0) * W + x0, valid, c, C_PAD)
+        value += (wy0 * wx1)[:, None] * load_rows(vid, (frame + y0) * W + x1, valid, c, C_PAD)
+        value += (wy1 * wx0)[:, None] * load_rows(vid, (frame + y1) * W + x0, valid, c, C_PAD)
+        value += (wy1 * wx1)[:, None] * load_rows(vid, (frame + y1) * W + x1, valid, c, C_PAD)
+    else:
+        value = load_rows(vid, (frame + tl.where(valid, sy, 0)) * W + tl.where(valid, sx, 0), valid,
+                          c, C_PAD)
+    return value
+
+
+@triton.jit
+def sample_with_gradient(vid, bhd, st, sy, sx, valid, c, T, H, W, C_PAD: tl.constexpr):
+    """Bilinear value and its derivatives by the row and the column, each ``[rows, CB]``
+    (right-sided differences of the mirrored frame at integer positions)."""
+    frame = (bhd * T + st) * H
+    y0, y1, wy0, wy1, iy0, iy1 = bilinear_axis(sy, valid, H)
+    x0, x1, wx0, wx1, ix0, ix1 = bilinear_axis(sx, valid, W)
+    v00 = load_rows(vid, (frame + y0) * W + x0, valid, c, C_PAD)
+    v01 = load_rows(vid, (frame + y0) * W + x1, valid, c, C_PAD)
+    v10 = load_rows(vid, (frame + y1) * W + x0, valid, c, C_PAD)
+    v11 = load_rows(vid, (frame + y1) * W + x1, valid, c, C_PAD)
+    value = ((wy0 * wx0)[:, None] * v00 + (wy0 * wx1)[:, None] * v01
+             + (wy1 * wx0)[:, None] * v10 + (wy1 * wx1)[:, None] * v11)
+    d_dy = ((wx0 * iy1)[:, None] * v10 + (wx1 * iy1)[:, None] * v11
+            - (wx0 * iy0)[:, None] * v00 - (wx1 * iy0)[:, None] * v01)
+    d_dx = ((wy0 * ix1)[:, None] * v01 + (wy1 * ix1)[:, None] * v11
+            - (wy0 * ix0)[:, None] * v00 - (wy1 * ix0)[:, None] * v10)
+    return value, d_dy, d_dx
+
+
+@triton.jit
+def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
+    """Relaxed atomic add; with ``FIXED_POINT`` into int64 units of ``1 / scale``."""
+    if FIXED_POINT:
+        tl.atomic_add(pointer, (value * scale).to(tl.int64), mask=mask, sem="relaxed")
+    else:
+        tl.atomic_add(pointer, value, mask=mask, sem="relaxed")
+
+
+@triton.jit
+def agg_gather_kernel(
+        vid, weights, flows, cov, out, n_pix, T, C, in_h, in_w, out_h, out_w, nH, nW, K,
+        stride_in, stride_out, dilation, steps_h, steps_w,
+        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+        IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, BP: tl.constexpr):
+    """``out = A vid / coverage`` written once per output pixel, without atomics.
+
+    A program takes ``BP`` output pixels (over ``[B*HD, T, out_h, out_w]``) and ``CB``
+    channels (axis 1); axis 2 is the neighbour plane ``k`` when stacking (``SUM_K`` off).
+    For each pixel it visits the (query, patch element) pairs landing there
+    (:func:`covering_query`) and their neighbours, and adds ``w * source``.
+    ``vid`` is the padded channels-last table; ``out`` is channels-first
+    ``[B*HD, (K,) T, C, out_h, out_w]``; ``cov`` is ``[T, out_h, out_w]``.
+    """
+    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
+    pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
+    c = tl.program_id(1) * CB + tl.arange(0, CB)
+    plane = tl.program_id(2)
+    live = pix < n_pix
+    x = (pix % out_w).to(tl.int32)
+    y = ((pix // out_w) % out_h).to(tl.int32)
+    t = ((pix // (out_w * out_h)) % T).to(tl.int32)
+    bhd = pix // (out_w * out_h * T)
+    Q = T * nH * nW
+    if SUM_K:
+        k_first = 0
+        k_end = K
+    else:
+        k_first = plane
+        k_end = plane + 1
+    acc = tl.zeros([BP, CB], dtype=tl.float32)
+    for pk in tl.static_range(PT):
+        tq = t - pk
+        for m in range(steps_h):
+            i, a, ok_i = covering_query(y, m, stride_out, dilation, nH, steps_h, FIRST, PS, POOLED)
+            for n in range(steps_w):
+                j, b, ok_j = covering_query(x, n, stride_out, dilation, nW, steps_w, FIRST, PS, POOLED)
+                ok_q = live & (tq >= 0) & ok_i & ok_j
+                qid = bhd * Q + ((tl.where(ok_q, tq, 0) * nH + tl.where(ok_q, i, 0)) * nW
+                                 + tl.where(ok_q, j, 0))
+                for k in range(k_first, k_end):
+                    pair = qid * K + k
+                    w = tl.load(weights + pair, mask=ok_q, other=0.0).to(tl.float32)
+                    anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
+                        flows, pair, ok_q, tq, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+                    st, sy, sx, valid, _, _ = source_pixel(
+                        anchor_t, anchor_h, anchor_w, ok, pk, dilation * (a + FIRST),
+                        dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+                    value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD, IS_FLOAT)
+                    acc += tl.where(valid, w, 0.0)[:, None] * value
+    spot = (t * out_h + y) * out_w + x
+    acc = acc / tl.load(cov + spot, mask=live, other=1.0)[:, None]
+    frame = bhd * T + t if SUM_K else (bhd * K + plane) * T + t
+    target = (frame * C)[:, None] * (out_h * out_w) + c[None, :].to(tl.int64) * (out_h * out_w)
+    tl.store(out + target + (y * out_w + x)[:, None], acc.to(out.dtype.element_ty),
+             mask=live[:, None] & (c < C)[None, :])
+
+
+@triton.jit
+def _grid_value(g, grow_base, t, i, j, pk, ga, gb, fy, fx, ok, c, T, out_h, out_w, stride_out,
+                dilation, FIRST: tl.constexpr, PS: tl.constexpr, POOLED: tl.constexpr,
+                C_PAD: tl.constexpr, BQ: tl.constexpr, CB: tl.constexpr):
+    """Value added to corner-grid pixel ``(ga, gb)`` of a pair whose patch lies inside the frame:
+    ``sum over the <= 4 elements (a, b) = (ga - da, gb - db)`` of the bilinear weight of that
+    corner times the element's (normalised) output gradient."""
+    value = tl.zeros([BQ, CB], dtype=tl.float32)
+    for da in tl.static_range(2):
+        for db in tl.static_range(2):
+            a = ga - da
+            b = gb - db
+            if (a >= 0) & (a < PS) & (b >= 0) & (b < PS):
+                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
+                                                   dilation, FIRST, PS, POOLED)
+                coef = (fy if da == 1 else 1.0 - fy) * (fx if db == 1 else 1.0 - fx)
+                row = ((grow_base + dest_t) * out_h + rh) * out_w + rw
+                value += coef[:, None] * load_rows(g, row, ok & ok_d, c, C_PAD)
+    return value
+
+
+@triton.jit
+def agg_scatter_kernel(
+        g, weights, flows, grad, scale_ptr, n_q, T, in_h, in_w, out_h, out_w, nH, nW, K,
+        stride_in, stride_out, dilation,
+        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+        IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, MODE: tl.constexpr,
+        FIXED_POINT: tl.constexpr, BQ: tl.constexpr):
+    """``grad += A^T g``: every (query, neighbour, patch element) adds ``w * g[destination]``
+    to its source pixel (the bilinear corners for real offsets), by atomic adds.
+
+    ``g`` is the normalised output gradient ``y / coverage`` as a padded channels-last
+    table over ``[B*HD, (K,) T, out_h, out_w]``; ``grad`` the channels-last accumulator
+    over ``[B*HD, T, in_h, in_w]`` (int64 units of ``1 / scale`` with ``FIXED_POINT``).
+    A program takes ``BQ`` queries and ``CB`` channels (axis 1) and walks their
+    neighbours. ``MODE``: all pairs element by element; or only the pairs whose patch
+    leaves the frame (``BORDER_PAIRS``); or only the others (``INTERIOR_PAIRS``, real
+    offsets, dilation 1), whose ``ps*ps`` elements share one bilinear fraction: their
+    ``4*ps*ps`` corner adds merge into one add per pixel of the ``(ps+1)^2`` grid.
+    """
+    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
+    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    c = tl.program_id(1) * CB + tl.arange(0, CB)
+    live = qid < n_q
+    bhd, t, i, j = decode_query(tl.minimum(qid, n_q - 1), T, nH, nW)
+    scale = tl.load(scale_ptr)
+    for k in range(K):
+        pair = qid * K + k
+        w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
+        anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
+            flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+        plane = bhd * T if SUM_K else (bhd * K + k) * T
+        if MODE != ALL_PAIRS:
+            low = FIRST * dilation
+            high = (PS - 1 + FIRST) * dilation
+            interior = ((anchor_h + low >= 0) & (anchor_h + high <= in_h - 1)
+                        & (anchor_w + low >= 0) & (anchor_w + high <= in_w - 1))
+            ok = ok & (interior if MODE == INTERIOR_PAIRS else ~interior)
+        if MODE == INTERIOR_PAIRS:
+            top = tl.floor(anchor_h)
+            left = tl.floor(anchor_w)
+            fy = anchor_h - top
+            fx = anchor_w - left
+            row0 = top.to(tl.int32) + FIRST
+            col0 = left.to(tl.int32) + FIRST
+            for pk in tl.static_range(PT):
+                st, ok_t, _ = pixel(anchor_t + pk, T, REFLECT)
+                use = ok & ok_t
+                frame = (bhd * T + tl.where(use, st, 0)) * in_h
+                for ga in tl.static_range(PS + 1):
+                    for gb in tl.static_range(PS + 1):
+                        value = _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, use, c, T,
+                                            out_h, out_w, stride_out, dilation, FIRST, PS, POOLED,
+                                            C_PAD, BQ, CB)
+                        inside = use & (row0 + ga < in_h) & (col0 + gb < in_w)
+                        row = (frame + row0 + ga) * in_w + col0 + gb
+                        accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
+                                   inside[:, None], scale, FIXED_POINT)
+        else:
+            for pk in tl.static_range(PT):
+                for a in range(PS):
+                    for b in range(PS):
+                        dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w,
+                                                           stride_out, dilation, FIRST, PS, POOLED)
+                        st, sy, sx, valid, _, _ = source_pixel(
+                            anchor_t, anchor_h, anchor_w, ok & ok_d, pk, dilation * (a + FIRST),
+                            dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+                        value = w[:, None] * load_rows(g, ((plane + dest_t) * out_h + rh) * out_w + rw,
+                                                       valid, c, C_PAD)
+                        frame = (bhd * T + st) * in_h
+                        if IS_FLOAT:
+                            y0, y1, wy0, wy1, _, _ = bilinear_axis(sy, valid, in_h)
+                            x0, x1, wx0, wx1, _, _ = bilinear_axis(sx, valid, in_w)
+                            for corner in tl.static_range(4):
+                                yy = y1 if corner // 2 == 1 else y0
+                                xx = x1 if corner % 2 == 1 else x0
+                                cw = (wy1 if corner // 2 == 1 else wy0) * (wx1 if corner % 2 == 1 else wx0)
+                                row = (frame + yy) * in_w + xx
+                                accumulate(grad + row[:, None] * C_PAD + c[None, :],
+                                           cw[:, None] * value, valid[:, None], scale, FIXED_POINT)
+                        else:
+                            row = (frame + tl.where(valid, sy, 0)) * in_w + tl.where(valid, sx, 0)
+                            accumulate(grad + row[:, None] * C_PAD + c[None, :], value,
+                                       valid[:, None], scale, FIXED_POINT)
+
+
+@triton.jit
+def agg_pair_grads_kernel(
+        g, vid, weights, flows, grad_w, grad_f, n_q, T, in_h, in_w, out_h, out_w, nH, nW, K,
+        stride_in, stride_out, dilation, n_cblocks,
+        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+        IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr):
+    """Gradients of ``<g, A vid>`` by the weights and (``FLOWS``) the row/column offsets,
+    one (query, neighbour) pair per row, reduced over patch elements and channels in
+    registers (no atomics; each pair is written once).
+
+    ``g``: normalised output gradient table (as for :func:`agg_scatter_kernel`); ``vid``:
+    padded channels-last video table; ``grad_w [n_q * K]`` float32; ``grad_f [n_q * K, 3]``
+    float32 (time component 0).
+    """
+    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
+    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    live = qid < n_q
+    bhd, t, i, j = decode_query(tl.minimum(qid, n_q - 1), T, nH, nW)
+    for k in range(K):
+        pair = qid * K + k
+        w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
+        anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
+            flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+        plane = bhd * T if SUM_K else (bhd * K + k) * T
+        total_w = tl.zeros([BQ], dtype=tl.float32)
+        total_y = tl.zeros([BQ], dtype=tl.float32)
+        total_x = tl.zeros([BQ], dtype=tl.float32)
+        for cblock in range(n_cblocks):
+            c = cblock * CB + tl.arange(0, CB)
+            acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+            acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+            acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+            for pk in tl.static_range(PT):
+                for a in range(PS):
+                    for b in range(PS):
+                        dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w,
+                                                           stride_out, dilation, FIRST, PS, POOLED)
+                        st, sy, sx, valid, flip_y, flip_x = source_pixel(
+                            anchor_t, anchor_h, anchor_w, ok & ok_d, pk, dilation * (a + FIRST),
+                            dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+                        grad_out = load_rows(g, ((plane + dest_t) * out_h + rh) * out_w + rw, valid,
+                                             c, C_PAD)
+                        if FLOWS:
+                            value, d_dy, d_dx = sample_with_gradient(vid, bhd, st, sy, sx, valid, c,
+                                                                     T, in_h, in_w, C_PAD)
+                            acc_y += (sign_h * flip_y)[:, None] * grad_out * d_dy
+                            acc_x += (sign_w * flip_x)[:, None] * grad_out * d_dx
+                        else:
+                            value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD,
+                                           IS_FLOAT)
+                        acc_w += grad_out * value
+            total_w += tl.sum(acc_w, 1)
+            if FLOWS:
+                total_y += tl.sum(acc_y, 1)
+                total_x += tl.sum(acc_x, 1)
+        tl.store(grad_w + pair, total_w, mask=live)
+        if FLOWS:
+            tl.store(grad_f + pair * 3, total_w * 0.0, mask=live)
+            tl.store(grad_f + pair * 3 + 1, w * total_y, mask=live)
+            tl.store(grad_f + pair * 3 + 2, w * total_x, mask=live)
