@@ -72,10 +72,17 @@ def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggPar
     return p
 
 
-def _backend(first: Tensor, flows: Tensor, op: str):
+def _run_checked(op: str, first: Tensor, flows: Tensor, *args) -> Tensor:
+    """Run ``op`` on ``first``'s backend, then refuse non-finite ``flows``.
+
+    Every backend masks neighbours whose offsets are not finite (they never index
+    memory), so the check runs after the work is queued: its device sync then
+    waits for the kernels instead of stalling the GPU before them.
+    """
+    out = getattr(backends.choose(first.device, op), op)(*args)
     if flows.is_floating_point():
         check_finite("flows", flows)
-    return getattr(backends.choose(first.device, op), op)
+    return out
 
 
 # -- gather and scatter --------------------------------------------------------------------------
@@ -83,12 +90,12 @@ def _backend(first: Tensor, flows: Tensor, op: str):
 
 def _gather(vid, weights, flows, *params):
     p = _gather_params(vid, weights, flows, params)
-    return _backend(vid, flows, "agg_gather")(vid, weights, flows, p)
+    return _run_checked("agg_gather", vid, flows, vid, weights, flows, p)
 
 
 def _scatter(y, weights, flows, *params):
     p = _scatter_params(y, weights, flows, params)
-    return _backend(y, flows, "agg_scatter")(y, weights, flows, p)
+    return _run_checked("agg_scatter", y, flows, y, weights, flows, p)
 
 
 _SIGNATURE = f"Tensor weights, Tensor flows, {_PARAMS}) -> Tensor"
@@ -147,17 +154,18 @@ def _offset_grad(ctx, grad_flows):
     return grad_flows if ctx.flows_need_grad else None
 
 
+# The pair gradients go first: the gather/scatter op ends with the flows check (a sync).
 def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
-    grad_vid = agg_scatter(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
+    grad_vid = agg_scatter(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     return (grad_vid, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
 
 
 def _scatter_backward(ctx, grad):
     y, weights, flows = ctx.saved_tensors
-    grad_y = agg_gather(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     grad_w, grad_f = agg_pair_grads(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
+    grad_y = agg_gather(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
 
 
