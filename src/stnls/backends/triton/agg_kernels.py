@@ -111,7 +111,7 @@ def neighbour_anchor(flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FL
     if IS_FLOAT:
         ft, fh, fw = ft.to(tl.float32), fh.to(tl.float32), fw.to(tl.float32)
         present = (tl.abs(ft) < MISSING) & (tl.abs(fh) < MISSING) & (tl.abs(fw) < MISSING)  # NaN too
-        dt = tl.where(present, round_half_even(ft), 0.0).to(tl.int32)
+        dt = round_half_even(tl.where(present, ft, 0.0)).to(tl.int32)
         raw_h = (i * stride_in).to(tl.float32) + tl.where(present, fh, 0.0)
         raw_w = (j * stride_in).to(tl.float32) + tl.where(present, fw, 0.0)
     else:
