@@ -280,23 +280,30 @@ def agg_gather_kernel(
 
 
 @triton.jit
-def _grid_value(g, grow_base, t, i, j, pk, ga, gb, fy, fx, ok, c, T, out_h, out_w, stride_out,
+def _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, ok, c, T, out_h, out_w, stride_out,
                 dilation, FIRST: tl.constexpr, PS: tl.constexpr, POOLED: tl.constexpr,
                 C_PAD: tl.constexpr, BQ: tl.constexpr, CB: tl.constexpr):
-    """Value added to corner-grid pixel ``(ga, gb)`` of a pair whose patch lies inside the frame:
-    ``sum over the <= 4 elements (a, b) = (ga - da, gb - db)`` of the bilinear weight of that
-    corner times the element's (normalised) output gradient."""
+    """Value added to corner-grid pixel ``(ga, gb)`` (``0 <= ga, gb <= PS``) of pairs whose patch
+    lies inside the frame: the sum, over the up to 4 patch elements ``(ga - da, gb - db)``, of
+    the bilinear weight of corner ``(da, db)`` times the element's normalised output gradient."""
     value = tl.zeros([BQ, CB], dtype=tl.float32)
     for da in tl.static_range(2):
         for db in tl.static_range(2):
-            a = ga - da
-            b = gb - db
-            if (a >= 0) & (a < PS) & (b >= 0) & (b < PS):
-                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
-                                                   dilation, FIRST, PS, POOLED)
-                coef = (fy if da == 1 else 1.0 - fy) * (fx if db == 1 else 1.0 - fx)
-                row = ((grow_base + dest_t) * out_h + rh) * out_w + rw
-                value += coef[:, None] * load_rows(g, row, ok & ok_d, c, C_PAD)
+            a = t * 0 + (ga - da)  # a tensor, also when the interpreter runs the loop in Python
+            b = t * 0 + (gb - db)
+            exists = (a >= 0) & (a < PS) & (b >= 0) & (b < PS)
+            dest_t, rh, rw, ok_d = destination(t, i, j, pk, tl.maximum(a, 0), tl.maximum(b, 0), T,
+                                               out_h, out_w, stride_out, dilation, FIRST, PS, POOLED)
+            if da == 1:
+                coef = fy
+            else:
+                coef = 1.0 - fy
+            if db == 1:
+                coef = coef * fx
+            else:
+                coef = coef * (1.0 - fx)
+            row = ((plane + dest_t) * out_h + rh) * out_w + rw
+            value += coef[:, None] * load_rows(g, row, ok & ok_d & exists, c, C_PAD)
     return value
 
 
@@ -349,8 +356,8 @@ def agg_scatter_kernel(
                 st, ok_t, _ = pixel(anchor_t + pk, T, REFLECT)
                 use = ok & ok_t
                 frame = (bhd * T + tl.where(use, st, 0)) * in_h
-                for ga in tl.static_range(PS + 1):
-                    for gb in tl.static_range(PS + 1):
+                for ga in range(PS + 1):
+                    for gb in range(PS + 1):
                         value = _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, use, c, T,
                                             out_h, out_w, stride_out, dilation, FIRST, PS, POOLED,
                                             C_PAD, BQ, CB)
