@@ -31,6 +31,7 @@ from ...params import AggParams
 from ..reference import agg as reference
 from .agg_kernels import (ALL_PAIRS, BORDER_PAIRS, INTERIOR_PAIRS, agg_gather_kernel,
                           agg_pair_grads_kernel, agg_scatter_kernel)
+from . import launch
 from .launch import channel_block, channels_last, device_guard, fixed_point_scale, rows_per_tile
 
 
@@ -91,7 +92,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         agg_gather_kernel[(triton.cdiv(n_pix, bp), c_pad // cb, planes)](
             table, w, f, _coverage(T, p, vid.device), out, n_pix, T, C, H, W, p.out_h, p.out_w,
             *p.grid, K, p.stride_in, p.stride_out, p.dilation, steps, steps,
-            C_PAD=c_pad, CB=cb, BP=bp, **_constants(p), num_warps=4)
+            C_PAD=c_pad, CB=cb, BP=bp, **_constants(p), num_warps=launch.NUM_WARPS)
     return out
 
 
@@ -127,7 +128,7 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
             for mode in _scatter_modes(p):
                 agg_scatter_kernel[(triton.cdiv(n_q, bq), c_pad // cb)](
                     g, w, f, acc, scale, n_q, *_geometry(p, T, K), C_PAD=c_pad, CB=cb,
-                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, **_constants(p), num_warps=4)
+                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, **_constants(p), num_warps=launch.NUM_WARPS)
             if fixed_point:
                 acc = acc.double() / scale.double()
         rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
@@ -158,5 +159,5 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
             bq = rows_per_tile(n_q, cb, cap=128)
             agg_pair_grads_kernel[(triton.cdiv(n_q, bq),)](
                 g, table, w, f, grad_w, grad_f, n_q, *_geometry(p, T, K), c_pad // cb,
-                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, **_constants(p), num_warps=4)
+                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, **_constants(p), num_warps=launch.NUM_WARPS)
     return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)

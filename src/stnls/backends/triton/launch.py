@@ -17,8 +17,9 @@ from torch import Tensor
 
 # Largest channel block of a tile: more channels are split over programs (or looped over).
 MAX_CHANNEL_BLOCK = 64
-# Elements of a [pixels, channels] tile on a GPU.
+# Elements of a [pixels, channels] tile on a GPU, and warps per program.
 TILE_ELEMENTS = 2048
+NUM_WARPS = 4
 
 
 def interpreting() -> bool:
