@@ -41,9 +41,12 @@ import triton
 import triton.testing
 
 import stnls
-from stnls.backends import reference
+from stnls.backends.triton import agg as agg_triton
+from stnls.backends.triton import launch
 from stnls.bench.search_gpu import CONFIGS, Config, make_inputs, make_search, peak_mib
 from stnls.utils.layout import split_heads
+
+_SCATTER_MODES = agg_triton._scatter_modes
 
 # The original library's NonLocalGather + sum over K on an H200, float32 (BENCHMARKS.md):
 # forward ms, forward+backward ms, peak MiB.
@@ -163,7 +166,31 @@ def breakdown(c: Config, values, weights, flows) -> dict:
         "output_mib": values.numel() * values.element_size() / 2**20,
         "pairs": weights.numel(),
     }
+    modes = agg_triton._scatter_modes(p)
+    if len(modes) > 1:  # time each pass of the scatter alone
+        try:
+            for mode, name in zip(modes, ("interior", "border")):
+                agg_triton._scatter_modes = lambda p, mode=mode: (mode,)
+                out[f"op_scatter_{name}_only_ms"] = _bench(lambda: backend.agg_scatter(y, weights, f, p))
+        finally:
+            agg_triton._scatter_modes = _SCATTER_MODES
     return out
+
+
+def variants(c: Config, tiles=((1024, 4), (2048, 4), (4096, 4), (2048, 8), (4096, 8))) -> list[dict]:
+    """The backend ops' times for other tile sizes and warp counts."""
+    values, weights, flows = make_matches(c, c.H, c.W)
+    rows = []
+    saved = launch.TILE_ELEMENTS, launch.NUM_WARPS
+    try:
+        for elements, warps in tiles:
+            launch.TILE_ELEMENTS, launch.NUM_WARPS = elements, warps
+            r = breakdown(c, values, weights, flows)
+            rows.append({"config": c.name, "tile_elements": elements, "num_warps": warps,
+                         **{k: v for k, v in r.items() if k.startswith("op_")}})
+    finally:
+        launch.TILE_ELEMENTS, launch.NUM_WARPS = saved
+    return rows
 
 
 def measure(c: Config, deterministic: bool = True) -> dict:
@@ -269,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default="bench_agg.json")
     parser.add_argument("--attention", default="mid", help="config of the attention step ('' skips)")
     parser.add_argument("--sweep-sizes", default="512,1024", help="video sizes of the tile sweep")
+    parser.add_argument("--variants", default="", help="configs whose ops are also timed with "
+                        "other tile sizes and warp counts")
     parser.add_argument("--compile-only", action="store_true",
                         help="run every path once at the benchmark sizes (fills the kernel cache)")
     args = parser.parse_args(argv)
@@ -280,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.compile_only:
         global _bench
         _bench = _run_once
-    report = {"env": env, "results": [], "attention": None, "tile_sweep": []}
+    report = {"env": env, "results": [], "attention": None, "tile_sweep": [], "variants": []}
 
     def save():
         with open(args.json, "w") as f:
@@ -304,6 +333,10 @@ def main(argv: list[str] | None = None) -> None:
         report["tile_sweep"].append(tile_sweep(size))
         save()
         print(f"[tile sweep] {json.dumps(report['tile_sweep'][-1])}", flush=True)
+    for name in (n for n in args.variants.split(",") if n):
+        report["variants"] += variants(CONFIGS[name])
+        save()
+        print(f"[variants] {json.dumps(report['variants'][-5:])}", flush=True)
     print()
     print_table(report["results"])
 
