@@ -88,11 +88,11 @@ def test_deterministic_scatter_is_reproducible(name):
 def test_several_channel_blocks(monkeypatch):
     """More channels than one tile holds: split over programs (gather, scatter) or looped."""
     monkeypatch.setattr(launch, "MAX_CHANNEL_BLOCK", 4)
-    _check(*agg_case("float_ps3", C=10, HD=1, H=6, W=5))
+    _check(*agg_case("float_ps3", C=6, HD=1, T=2, H=6, W=5, K=2))
 
 
 def test_non_contiguous_inputs():
-    p, vid, weights, flows = agg_case("float_ps3", H=8, W=8)
+    p, vid, weights, flows = agg_case("float_ps3", H=6, W=6, K=2)
     strided = (vid.transpose(-1, -2).contiguous().transpose(-1, -2),
                weights.transpose(3, 4).contiguous().transpose(3, 4),
                flows.transpose(3, 4).contiguous().transpose(3, 4))
@@ -159,3 +159,11 @@ def test_channels_last_tables():
     normalised = launch.channels_last(x, 5, 12, torch.float32, cov)
     expected = (x.view(2, 3, 5, 12) / cov[None, :, None]).transpose(2, 3).reshape(72, 5)
     torch.testing.assert_close(normalised[:, :5], expected)
+
+
+def test_gpu_tiling(monkeypatch):
+    """The GPU's tiles (small square blocks of pixels or queries within a frame, several per
+    frame, partial blocks at the borders) instead of the interpreter's whole frames."""
+    monkeypatch.setattr(launch, "interpreting", lambda: False)
+    monkeypatch.setattr(launch, "ROWS", 16)
+    _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))

@@ -177,19 +177,19 @@ def breakdown(c: Config, values, weights, flows) -> dict:
     return out
 
 
-def variants(c: Config, tiles=((1024, 4), (2048, 4), (4096, 4), (2048, 8), (4096, 8))) -> list[dict]:
-    """The backend ops' times for other tile sizes and warp counts."""
+def variants(c: Config, tiles=((32, 4), (64, 4), (128, 4), (64, 8), (128, 8))) -> list[dict]:
+    """The backend ops' times for other tile rows and warp counts."""
     values, weights, flows = make_matches(c, c.H, c.W)
     rows = []
-    saved = launch.TILE_ELEMENTS, launch.NUM_WARPS
+    saved = launch.ROWS, launch.NUM_WARPS
     try:
-        for elements, warps in tiles:
-            launch.TILE_ELEMENTS, launch.NUM_WARPS = elements, warps
+        for tile_rows, warps in tiles:
+            launch.ROWS, launch.NUM_WARPS = tile_rows, warps
             r = breakdown(c, values, weights, flows)
-            rows.append({"config": c.name, "tile_elements": elements, "num_warps": warps,
+            rows.append({"config": c.name, "rows": tile_rows, "num_warps": warps,
                          **{k: v for k, v in r.items() if k.startswith("op_")}})
     finally:
-        launch.TILE_ELEMENTS, launch.NUM_WARPS = saved
+        launch.ROWS, launch.NUM_WARPS = saved
     return rows
 
 

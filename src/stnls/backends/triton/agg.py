@@ -32,7 +32,7 @@ from ..reference import agg as reference
 from .agg_kernels import (ALL_PAIRS, BORDER_PAIRS, INTERIOR_PAIRS, agg_gather_kernel,
                           agg_pair_grads_kernel, agg_scatter_kernel)
 from . import launch
-from .launch import channel_block, channels_last, device_guard, fixed_point_scale, rows_per_tile
+from .launch import channel_block, channels_last, device_guard, fixed_point_scale, tile_blocks
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,13 +86,13 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         cb, c_pad = channel_block(C)
         table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
         w, f = _matches(weights, flows, p)
-        n_pix = B * HD * T * p.out_h * p.out_w
-        bp = rows_per_tile(n_pix, cb)
+        n_frames = B * HD * T
+        bp, bh, bw, programs = tile_blocks(n_frames, p.out_h, p.out_w, cb)
         steps = _covering_steps(p)
-        agg_gather_kernel[(triton.cdiv(n_pix, bp), c_pad // cb, planes)](
-            table, w, f, _coverage(T, p, vid.device), out, n_pix, T, C, H, W, p.out_h, p.out_w,
+        agg_gather_kernel[(programs, c_pad // cb, planes)](
+            table, w, f, _coverage(T, p, vid.device), out, n_frames, T, C, H, W, p.out_h, p.out_w,
             *p.grid, K, p.stride_in, p.stride_out, p.dilation, steps, steps,
-            C_PAD=c_pad, CB=cb, BP=bp, **_constants(p), num_warps=launch.NUM_WARPS)
+            C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, **_constants(p), num_warps=launch.NUM_WARPS)
     return out
 
 
@@ -124,11 +124,12 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
                 scale = fixed_point_scale(w.abs().amax().float() * g.abs().amax() * contributions)
             else:
                 scale = torch.ones(1, dtype=torch.float32, device=y.device)
-            bq = rows_per_tile(n_q, cb, cap=128)
+            bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
             for mode in _scatter_modes(p):
-                agg_scatter_kernel[(triton.cdiv(n_q, bq), c_pad // cb)](
-                    g, w, f, acc, scale, n_q, *_geometry(p, T, K), C_PAD=c_pad, CB=cb,
-                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, **_constants(p), num_warps=launch.NUM_WARPS)
+                agg_scatter_kernel[(programs, c_pad // cb)](
+                    g, w, f, acc, scale, B * HD * T, *_geometry(p, T, K), C_PAD=c_pad, CB=cb,
+                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, BH=bh, BW=bw, **_constants(p),
+                    num_warps=launch.NUM_WARPS)
             if fixed_point:
                 acc = acc.double() / scale.double()
         rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
@@ -156,8 +157,9 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
             g = _gradient_table(y, T, p)
             table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
             w, f = _matches(weights, flows, p)
-            bq = rows_per_tile(n_q, cb, cap=128)
-            agg_pair_grads_kernel[(triton.cdiv(n_q, bq),)](
-                g, table, w, f, grad_w, grad_f, n_q, *_geometry(p, T, K), c_pad // cb,
-                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, **_constants(p), num_warps=launch.NUM_WARPS)
+            bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
+            agg_pair_grads_kernel[(programs,)](
+                g, table, w, f, grad_w, grad_f, B * HD * T, *_geometry(p, T, K), c_pad // cb,
+                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, BH=bh, BW=bw, **_constants(p),
+                num_warps=launch.NUM_WARPS)
     return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)

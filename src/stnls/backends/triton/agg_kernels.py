@@ -40,23 +40,22 @@ def round_half_even(x):
 
 
 @triton.jit
-def first_offset(PS: tl.constexpr, USE_ADJ: tl.constexpr):
-    """Patch element 0's offset in patch steps: ``-(ps // 2)``, or 0 with ``use_adj``."""
-    if USE_ADJ:
-        return 0
-    else:
-        return -(PS // 2)
-
-
-@triton.jit
-def decode_query(qid, T, nH, nW):
-    """``(bhd, t, i, j)`` of global query indices ``qid`` (int64, over ``B * HD * Q``)."""
-    per_frame = nH * nW
-    q = qid % (T * per_frame)
-    bhd = qid // (T * per_frame)
-    t = (q // per_frame).to(tl.int32)
-    rest = q % per_frame
-    return bhd, t, (rest // nW).to(tl.int32), (rest % nW).to(tl.int32)
+def block_rows(block, n_frames, H, W, BP: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
+    """Rows of program ``block`` in an ``n_frames x H x W`` raster (pixels, or queries on
+    their grid): a ``BH x BW`` block of ``BP // (BH * BW)`` consecutive frames (one frame on
+    a GPU; whole small frames under the interpreter), so that neighbouring rows read
+    neighbouring memory. Returns ``(frame, y, x, live)``, all vectors."""
+    FB: tl.constexpr = BP // (BH * BW)
+    blocks_w = (W + BW - 1) // BW
+    per_group = blocks_w * ((H + BH - 1) // BH)
+    r = tl.arange(0, BP)
+    spot = r % (BH * BW)
+    rest = block % per_group
+    frame = (block.to(tl.int64) // per_group) * FB + r // (BH * BW)
+    y = (rest // blocks_w) * BH + spot // BW
+    x = (rest % blocks_w) * BW + spot % BW
+    live = (frame < n_frames) & (y < H) & (x < W)
+    return frame, y.to(tl.int32), x.to(tl.int32), live
 
 
 @triton.jit
@@ -221,29 +220,28 @@ def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
 
 @triton.jit
 def agg_gather_kernel(
-        vid, weights, flows, cov, out, n_pix, T, C, in_h, in_w, out_h, out_w, nH, nW, K,
+        vid, weights, flows, cov, out, n_frames, T, C, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation, steps_h, steps_w,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, BP: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, BP: tl.constexpr, BH: tl.constexpr,
+        BW: tl.constexpr):
     """``out = A vid / coverage`` written once per output pixel, without atomics.
 
-    A program takes ``BP`` output pixels (over ``[B*HD, T, out_h, out_w]``) and ``CB``
+    A program takes a block of ``BP`` output pixels (:func:`block_rows`, over the
+    ``n_frames = B*HD*T`` output frames) and ``CB``
     channels (axis 1); axis 2 is the neighbour plane ``k`` when stacking (``SUM_K`` off).
     For each pixel it visits the (query, patch element) pairs landing there
     (:func:`covering_query`) and their neighbours, and adds ``w * source``.
     ``vid`` is the padded channels-last table; ``out`` is channels-first
     ``[B*HD, (K,) T, C, out_h, out_w]``; ``cov`` is ``[T, out_h, out_w]``.
     """
-    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
-    pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    frame, y, x, live = block_rows(tl.program_id(0), n_frames, out_h, out_w, BP, BH, BW)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
     plane = tl.program_id(2)
-    live = pix < n_pix
-    x = (pix % out_w).to(tl.int32)
-    y = ((pix // out_w) % out_h).to(tl.int32)
-    t = ((pix // (out_w * out_h)) % T).to(tl.int32)
-    bhd = pix // (out_w * out_h * T)
+    t = (frame % T).to(tl.int32)
+    bhd = frame // T
     Q = T * nH * nW
     if SUM_K:
         k_first = 0
@@ -309,29 +307,31 @@ def _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, ok, c, T, out_h, out_w, s
 
 @triton.jit
 def agg_scatter_kernel(
-        g, weights, flows, grad, scale_ptr, n_q, T, in_h, in_w, out_h, out_w, nH, nW, K,
+        g, weights, flows, grad, scale_ptr, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
         SUM_K: tl.constexpr, POOLED: tl.constexpr, MODE: tl.constexpr,
-        FIXED_POINT: tl.constexpr, BQ: tl.constexpr):
+        FIXED_POINT: tl.constexpr, BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
     """``grad += A^T g``: every (query, neighbour, patch element) adds ``w * g[destination]``
     to its source pixel (the bilinear corners for real offsets), by atomic adds.
 
     ``g`` is the normalised output gradient ``y / coverage`` as a padded channels-last
     table over ``[B*HD, (K,) T, out_h, out_w]``; ``grad`` the channels-last accumulator
     over ``[B*HD, T, in_h, in_w]`` (int64 units of ``1 / scale`` with ``FIXED_POINT``).
-    A program takes ``BQ`` queries and ``CB`` channels (axis 1) and walks their
+    A program takes a block of ``BQ`` queries (:func:`block_rows` on the query grid of
+    the ``n_frames = B*HD*T`` frames) and ``CB`` channels (axis 1) and walks their
     neighbours. ``MODE``: all pairs element by element; or only the pairs whose patch
     leaves the frame (``BORDER_PAIRS``); or only the others (``INTERIOR_PAIRS``, real
     offsets, dilation 1), whose ``ps*ps`` elements share one bilinear fraction: their
     ``4*ps*ps`` corner adds merge into one add per pixel of the ``(ps+1)^2`` grid.
     """
-    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
-    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
-    live = qid < n_q
-    bhd, t, i, j = decode_query(tl.minimum(qid, n_q - 1), T, nH, nW)
+    bhd = frame // T
+    t = (frame % T).to(tl.int32)
+    qid = (frame * nH + i) * nW + j
     scale = tl.load(scale_ptr)
     for k in range(K):
         pair = qid * K + k
@@ -395,11 +395,12 @@ def agg_scatter_kernel(
 
 @triton.jit
 def agg_pair_grads_kernel(
-        g, vid, weights, flows, grad_w, grad_f, n_q, T, in_h, in_w, out_h, out_w, nH, nW, K,
+        g, vid, weights, flows, grad_w, grad_f, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation, n_cblocks,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr,
+        BH: tl.constexpr, BW: tl.constexpr):
     """Gradients of ``<g, A vid>`` by the weights and (``FLOWS``) the row/column offsets,
     one (query, neighbour) pair per row, reduced over patch elements and channels in
     registers (no atomics; each pair is written once).
@@ -408,10 +409,11 @@ def agg_pair_grads_kernel(
     padded channels-last video table; ``grad_w [n_q * K]`` float32; ``grad_f [n_q * K, 3]``
     float32 (time component 0).
     """
-    FIRST: tl.constexpr = first_offset(PS, USE_ADJ)
-    qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
-    live = qid < n_q
-    bhd, t, i, j = decode_query(tl.minimum(qid, n_q - 1), T, nH, nW)
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
+    bhd = frame // T
+    t = (frame % T).to(tl.int32)
+    qid = (frame * nH + i) * nW + j
     for k in range(K):
         pair = qid * K + k
         w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)

@@ -17,9 +17,11 @@ from torch import Tensor
 
 # Largest channel block of a tile: more channels are split over programs (or looped over).
 MAX_CHANNEL_BLOCK = 64
-# Elements of a [pixels, channels] tile on a GPU, and warps per program.
-TILE_ELEMENTS = 2048
+# Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps;
+# ROWS (if not 0) forces the rows of a tile (for tuning).
+TILE_ELEMENTS = 1024
 NUM_WARPS = 4
+ROWS = 0
 
 
 def interpreting() -> bool:
@@ -39,12 +41,31 @@ def channel_block(C: int) -> tuple[int, int]:
     return cb, triton.cdiv(C, cb) * cb
 
 
-def rows_per_tile(items: int, cb: int, cap: int = 256) -> int:
-    """Rows (pixels or queries) of a ``[rows, cb]`` tile. Under the interpreter, whose cost
-    is per program rather than per element, one tile covers up to 4096 rows."""
+def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, int]:
+    """``(rows, BH, BW, programs)`` of ``[rows, cb]`` tiles over ``n_frames`` frames of
+    ``H x W`` pixels (or queries): each program takes a ``BH x BW`` block of
+    ``rows // (BH * BW)`` frames (see ``block_rows`` in :mod:`.agg_kernels`).
+
+    On a GPU a block is about square and within one frame, with at most
+    ``TILE_ELEMENTS // cb`` rows and at most half the threads of the program. The
+    second bound keeps the per-row index arithmetic in the row layout of the 2-d
+    tile: with more rows than threads Triton computes it one row per thread and moves
+    every per-row value through shared memory (a barrier each) before the tile can
+    use it. Under the interpreter, whose cost is per program rather than per element,
+    a block covers whole frames, up to 4096 rows.
+    """
     if interpreting():
-        return min(4096, triton.next_power_of_2(max(items, 1)))
-    return max(16, min(cap, TILE_ELEMENTS // cb))
+        bh, bw = triton.next_power_of_2(max(H, 1)), triton.next_power_of_2(max(W, 1))
+        frames = max(1, min(4096 // (bh * bw), triton.next_power_of_2(max(n_frames, 1))))
+        rows = frames * bh * bw
+    else:
+        rows = ROWS or max(16, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
+        square = triton.next_power_of_2(max(1, int(rows ** 0.5)))
+        bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
+        bh = rows // bw
+        frames = 1
+    programs = triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
+    return rows, bh, bw, programs
 
 
 def fixed_point_scale(bound: Tensor) -> Tensor:
@@ -88,9 +109,9 @@ def channels_last(src: Tensor, C: int, hw: int, dtype: torch.dtype, cov: Tensor 
     n_pix = src.numel() // C
     cb, c_pad = channel_block(C)
     dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
-    bp = rows_per_tile(n_pix, cb)
+    bp = min(4096, triton.next_power_of_2(max(n_pix, 1))) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     channels_last_kernel[(triton.cdiv(n_pix, bp), c_pad // cb)](
         src, dst, src if cov is None else cov, n_pix, frames, hw, C, NORMALISE=cov is not None,
-        C_PAD=c_pad, CB=cb, BP=bp, num_warps=4)
+        C_PAD=c_pad, CB=cb, BP=bp, num_warps=NUM_WARPS)
     return dst
