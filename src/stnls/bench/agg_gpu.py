@@ -177,9 +177,16 @@ def breakdown(c: Config, values, weights, flows) -> dict:
     return out
 
 
-def variants(c: Config, tiles=((32, 4), (64, 4), (128, 4), (64, 8), (128, 8))) -> list[dict]:
+# (rows, warps) of the tiles tried by --variants, by channels per head.
+VARIANT_TILES = {8: ((32, 4), (64, 4), (128, 4), (128, 8)),
+                 16: ((32, 4), (64, 4), (128, 4), (64, 8), (128, 8)),
+                 64: ((8, 4), (16, 4), (32, 4), (32, 8))}
+
+
+def variants(c: Config) -> list[dict]:
     """The backend ops' times for other tile rows and warp counts."""
     values, weights, flows = make_matches(c, c.H, c.W)
+    tiles = VARIANT_TILES.get(triton.next_power_of_2(values.shape[3]), VARIANT_TILES[16])
     rows = []
     saved = launch.ROWS, launch.NUM_WARPS
     try:
@@ -202,7 +209,7 @@ def measure(c: Config, deterministic: bool = True) -> dict:
     return result
 
 
-def attention_step(c: Config) -> dict:
+def attention_step(c: Config, compile_only: bool = False) -> dict:
     """Search + softmax + WeightedPatchSum, forward+backward into the queries, keys, values
     and flows, beside the original's search fwd+bwd + gather fwd+bwd."""
     search = make_search(c)
@@ -218,6 +225,8 @@ def attention_step(c: Config) -> dict:
         return torch.autograd.grad(out, leaves, torch.ones_like(out))
 
     step()
+    if compile_only:
+        return {"config": c.name}
     ms = triton.testing.do_bench(step, warmup=1, rep=1, return_mode="median")
     original = c.original_fwd_bwd_ms + ORIGINAL_GATHER[c.name][1]
     return {"config": c.name, "attention_fwd_bwd_ms": ms, "peak_mib": peak_mib(step),
@@ -323,8 +332,8 @@ def main(argv: list[str] | None = None) -> None:
         report["results"].append(r)
         save()
         print(f"[{name}] {json.dumps(r)}", flush=True)
-    if args.attention and not args.compile_only:
-        report["attention"] = attention_step(CONFIGS[args.attention])
+    if args.attention:
+        report["attention"] = attention_step(CONFIGS[args.attention], args.compile_only)
         save()
         print(f"[attention] {json.dumps(report['attention'])}", flush=True)
     for size in (int(s) for s in args.sweep_sizes.split(",") if s):
