@@ -12,7 +12,6 @@ from stnls.backends.reference import tile as reference_tile
 triton_agg = pytest.importorskip("stnls.backends.triton.agg")
 triton_tile = pytest.importorskip("stnls.backends.triton.tile")
 launch = pytest.importorskip("stnls.backends.triton.launch")
-kernels = pytest.importorskip("stnls.backends.triton.agg_kernels")
 
 # The interpreter computes every lane; a numpy warning (overflow, invalid cast) there means a
 # lane read memory outside the inputs, which on a GPU is an out-of-bounds access.
@@ -31,18 +30,21 @@ def test_agg_matches_reference(name):
     _check(*agg_case(name))
 
 
-def test_scatter_interior_and_border_pairs_add_up(monkeypatch):
-    """The merged-corner pass (pairs inside the frame) and the element-by-element pass (the
-    others) each do part of the work, and together give the adjoint."""
-    p, vid, weights, flows = agg_case("float_ps3")
-    y = gather_shaped(p, vid, weights.shape[-1])
-    parts = []
-    for mode in (kernels.INTERIOR_PAIRS, kernels.BORDER_PAIRS):
-        monkeypatch.setattr(triton_agg, "_scatter_modes", lambda p, mode=mode: (mode,))
-        parts.append(triton_agg.agg_scatter(y, weights, flows, p))
-    assert all(part.abs().sum() > 0 for part in parts)
-    expected = reference.agg_scatter(as_reference(y), as_reference(weights), as_reference(flows), p)
-    torch.testing.assert_close(parts[0] + parts[1], expected.float(), atol=1e-5, rtol=1e-5)
+@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_dilation2", "float_stacked",
+                                  "float_pooled"])
+def test_general_path_matches_reference(monkeypatch, name):
+    """Without the fixed-offset fast paths (every pair element by element, as for pt > 1)."""
+    monkeypatch.setattr(triton_agg, "USE_FAST", False)
+    _check(*agg_case(name, K=2))
+
+
+def test_gather_in_chunks_of_frames(monkeypatch):
+    """The gather's pair records made for one frame at a time."""
+    monkeypatch.setattr(triton_agg, "_record_frames", lambda n_frames, frame_pairs, out_bytes: 1)
+    p, vid, weights, flows = agg_case("float_ps3", K=2)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_missing_and_non_finite_offsets_are_skipped():

@@ -46,8 +46,6 @@ from stnls.backends.triton import launch
 from stnls.bench.search_gpu import CONFIGS, Config, make_inputs, make_search, peak_mib
 from stnls.utils.layout import split_heads
 
-_SCATTER_MODES = agg_triton._scatter_modes
-
 # The original library's NonLocalGather + sum over K on an H200, float32 (BENCHMARKS.md):
 # forward ms, forward+backward ms, peak MiB.
 ORIGINAL_GATHER = {
@@ -166,14 +164,6 @@ def breakdown(c: Config, values, weights, flows) -> dict:
         "output_mib": values.numel() * values.element_size() / 2**20,
         "pairs": weights.numel(),
     }
-    modes = agg_triton._scatter_modes(p)
-    if len(modes) > 1:  # time each pass of the scatter alone
-        try:
-            for mode, name in zip(modes, ("interior", "border")):
-                agg_triton._scatter_modes = lambda p, mode=mode: (mode,)
-                out[f"op_scatter_{name}_only_ms"] = _bench(lambda: backend.agg_scatter(y, weights, f, p))
-        finally:
-            agg_triton._scatter_modes = _SCATTER_MODES
     return out
 
 

@@ -1,27 +1,36 @@
 """Launchers of the Triton aggregation ops (same contract as :mod:`stnls.backends.reference.agg`).
 
 * ``agg_gather`` (``NonLocalGather``, ``NonLocalGatherAdd``/``WeightedPatchSum``,
-  ``PooledPatchSum``): one program per tile of output pixels gathers every
+  ``PooledPatchSum``): one program per block of output pixels gathers every
   (query, patch element, neighbour) landing on them and writes the normalised
   result once. No atomics, so it is deterministic, and with ``sum_k`` no ``K``
-  stack ever exists.
+  stack ever exists. Each (query, neighbour) pair is first reduced to a 16-byte
+  record (first source row, bilinear fractions, weight) that the ``ps*ps``
+  pixels it covers read instead of re-evaluating its flow; records are made for a
+  chunk of frames at a time, at most about the output's size.
 * ``agg_scatter`` (the adjoint; the video gradient of the gathers, and
-  ``NonLocalScatter``/``NonLocalScatterAdd``): one program per tile of queries
+  ``NonLocalScatter``/``NonLocalScatterAdd``): one program per block of queries
   pushes ``w * y / coverage`` to the neighbours' source pixels with atomic adds into
-  a float32 channels-last buffer. With real offsets and dilation 1, the pairs whose
-  patch lies inside the frame merge their bilinear corners first (one add per
-  pixel of the ``(ps+1)^2`` grid instead of ``4*ps*ps``); the others go element by
-  element. Under ``torch.use_deterministic_algorithms(True)`` the adds are int64
-  fixed point (bitwise reproducible, see :func:`.launch.fixed_point_scale`).
+  a float32 channels-last buffer. A pair whose patch lies inside the frame adds at
+  fixed offsets; with real offsets and dilation 1 its bilinear corners merge first
+  (one add per pixel of the ``(ps+1)^2`` grid instead of ``4*ps*ps``). Under
+  ``torch.use_deterministic_algorithms(True)`` the adds are int64 fixed point
+  (bitwise reproducible, see :func:`.launch.fixed_point_scale`).
 * ``agg_pair_grads`` (gradients by the weights and the offsets): one row per
   (query, neighbour) pair, reduced in registers; no atomics.
 
-float64 inputs run the reference backend.
+The fast paths (records, fixed offsets) need ``pt = 1``; other pairs and other
+``pt`` go element by element with the full geometry. If a fast-path kernel fails to
+compile on the installed Triton, that op falls back to the element-by-element
+kernel (a warning says so; :data:`FALLBACKS` lists them). float64 inputs run the
+reference backend.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import warnings
 
 import torch
 import triton
@@ -29,10 +38,39 @@ from torch import Tensor
 
 from ...params import AggParams
 from ..reference import agg as reference
-from .agg_kernels import (ALL_PAIRS, BORDER_PAIRS, INTERIOR_PAIRS, agg_gather_kernel,
-                          agg_pair_grads_kernel, agg_scatter_kernel)
 from . import launch
+from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
+                          pair_records_kernel)
 from .launch import channel_block, channels_last, device_guard, fixed_point_scale, tile_blocks
+
+logger = logging.getLogger("stnls")
+
+# Kernels whose fast path failed to compile here (they run element by element).
+FALLBACKS: set[str] = set()
+# Use the fast paths where they apply (tests switch them off to check the general path).
+USE_FAST = True
+# Largest table row a 32-bit pair record holds.
+_MAX_RECORD_ROW = 2**31 - 1
+
+
+def _launch(kernel, grid, args, constants) -> None:
+    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn once and run (and
+    from then on use) the general one."""
+    name = kernel.fn.__name__
+    if constants.get("FAST") and name in FALLBACKS:
+        constants = {**constants, "FAST": False}
+    try:
+        kernel[grid](*args, **constants)
+    except Exception as error:  # compilation errors of the installed triton
+        if not constants.get("FAST") or launch.interpreting():
+            raise
+        FALLBACKS.add(name)
+        message = (f"stnls: the fast path of {name} does not compile with triton "
+                   f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
+                   "using the general kernel")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        logger.warning(message)
+        kernel[grid](*args, **{**constants, "FAST": False})
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,7 +88,12 @@ def _geometry(p: AggParams, T: int, K: int) -> tuple:
 
 def _constants(p: AggParams) -> dict:
     return dict(PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float", REFLECT=p.reflect_bounds,
-                USE_ADJ=p.use_adj, SUM_K=p.sum_k, POOLED=p.pooled)
+                USE_ADJ=p.use_adj, SUM_K=p.sum_k, POOLED=p.pooled, num_warps=launch.NUM_WARPS)
+
+
+def _fast(p: AggParams) -> bool:
+    """Whether the fixed-offset fast paths apply (``pt = 1``)."""
+    return USE_FAST and p.pt == 1
 
 
 def _matches(weights: Tensor, flows: Tensor, p: AggParams) -> tuple[Tensor, Tensor]:
@@ -68,7 +111,15 @@ def _gradient_table(y: Tensor, T: int, p: AggParams) -> Tensor:
     """``y / coverage`` as a float32 padded channels-last table (``y`` of the gather's shape)."""
     C = y.shape[-3]
     hw = p.out_h * p.out_w
-    return channels_last(y.reshape(-1, C, hw), C, hw, torch.float32, _coverage(T, p, y.device).view(T, hw))
+    cov = _coverage(T, p, y.device).view(T, hw)
+    return channels_last(y.reshape(-1, C, hw), C, hw, torch.float32, cov)
+
+
+def _record_frames(n_frames: int, frame_pairs: int, out_bytes: int) -> int:
+    """Frames per chunk of the gather: their pair records (16 bytes each) take at most
+    about the output's size (at least 32 MiB, at least one frame)."""
+    budget = max(out_bytes, 32 << 20)
+    return max(1, min(n_frames, budget // max(1, 16 * frame_pairs)))
 
 
 def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
@@ -87,20 +138,34 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
         w, f = _matches(weights, flows, p)
         n_frames = B * HD * T
-        bp, bh, bw, programs = tile_blocks(n_frames, p.out_h, p.out_w, cb)
+        n_h, n_w = p.grid
+        fast = _fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
+        frame_pairs = n_h * n_w * K
+        out_bytes = out.numel() * out.element_size()
+        chunk = _record_frames(n_frames, frame_pairs, out_bytes) if fast else n_frames
+        records = torch.empty(chunk * frame_pairs if fast else 1, 4, dtype=torch.float32,
+                              device=vid.device)
+        border = torch.empty(chunk * n_h * n_w if fast else 1, dtype=torch.int32, device=vid.device)
         steps = _covering_steps(p)
-        agg_gather_kernel[(programs, c_pad // cb, planes)](
-            table, w, f, _coverage(T, p, vid.device), out, n_frames, T, C, H, W, p.out_h, p.out_w,
-            *p.grid, K, p.stride_in, p.stride_out, p.dilation, steps, steps,
-            C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, **_constants(p), num_warps=launch.NUM_WARPS)
+        cov = _coverage(T, p, vid.device)
+        for frame0 in range(0, n_frames, chunk):
+            frames = min(chunk, n_frames - frame0)
+            if fast:
+                n_q = frames * n_h * n_w
+                kp = triton.next_power_of_2(K)
+                bq = launch.elementwise_block(n_q, max(1, 1024 // kp)) if kp <= 1024 else 1
+                pair_records_kernel[(triton.cdiv(n_q, bq),)](
+                    f, w, records.view(torch.int32), records, border, frame0 * n_h * n_w, n_q, T,
+                    H, W, n_h, n_w, K, p.stride_in, p.dilation, PS=p.ps,
+                    IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, BQ=bq, KP=kp, num_warps=4)
+            bp, bh, bw, programs = tile_blocks(frames, p.out_h, p.out_w, cb)
+            _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
+                    (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
+                     frames, T,
+                     C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out, p.dilation,
+                     steps, steps),
+                    dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=fast, **_constants(p)))
     return out
-
-
-def _scatter_modes(p: AggParams) -> tuple:
-    """Interior pairs merge their bilinear corners (real offsets, dilation 1); see the module doc."""
-    if p.itype == "float" and p.dilation == 1:
-        return (INTERIOR_PAIRS, BORDER_PAIRS)
-    return (ALL_PAIRS,)
 
 
 def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
@@ -113,8 +178,11 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
     fixed_point = torch.are_deterministic_algorithms_enabled()
     with device_guard(y):
         cb, c_pad = channel_block(C)
-        n_q = B * HD * T * p.grid[0] * p.grid[1]
-        acc = torch.zeros(B * HD * T * p.in_h * p.in_w, c_pad,
+        if fixed_point:  # int64 adds on wider tiles trip a layout bug of triton 3.6
+            cb = min(cb, 16)
+        n_frames = B * HD * T
+        n_q = n_frames * p.grid[0] * p.grid[1]
+        acc = torch.zeros(n_frames * p.in_h * p.in_w, c_pad,
                           dtype=torch.int64 if fixed_point else torch.float32, device=y.device)
         if n_q > 0 and K > 0 and C > 0:
             g = _gradient_table(y, T, p)
@@ -124,12 +192,12 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
                 scale = fixed_point_scale(w.abs().amax().float() * g.abs().amax() * contributions)
             else:
                 scale = torch.ones(1, dtype=torch.float32, device=y.device)
-            bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
-            for mode in _scatter_modes(p):
-                agg_scatter_kernel[(programs, c_pad // cb)](
-                    g, w, f, acc, scale, B * HD * T, *_geometry(p, T, K), C_PAD=c_pad, CB=cb,
-                    MODE=mode, FIXED_POINT=fixed_point, BQ=bq, BH=bh, BW=bw, **_constants(p),
-                    num_warps=launch.NUM_WARPS)
+            bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
+            _launch(agg_scatter_kernel, (programs, c_pad // cb),
+                    (g, w, f, acc, scale, n_frames, *_geometry(p, T, K)),
+                    dict(C_PAD=c_pad, CB=cb, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
+                         MERGE=p.itype == "float" and p.dilation == 1, FIXED_POINT=fixed_point,
+                         **_constants(p)))
             if fixed_point:
                 acc = acc.double() / scale.double()
         rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
@@ -158,8 +226,8 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
             table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
             w, f = _matches(weights, flows, p)
             bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
-            agg_pair_grads_kernel[(programs,)](
-                g, table, w, f, grad_w, grad_f, B * HD * T, *_geometry(p, T, K), c_pad // cb,
-                C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, BH=bh, BW=bw, **_constants(p),
-                num_warps=launch.NUM_WARPS)
+            _launch(agg_pair_grads_kernel, (programs,),
+                    (g, table, w, f, grad_w, grad_f, B * HD * T, *_geometry(p, T, K), c_pad // cb),
+                    dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
+                         **_constants(p)))
     return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)

@@ -25,10 +25,6 @@ from .geometry import in_range, pixel, reflect
 MISSING = tl.constexpr(1e7)
 MISSING_INT = tl.constexpr(10000000)
 
-# Scatter modes (``MODE`` constexpr).
-ALL_PAIRS = tl.constexpr(0)       # every pair, element by element
-BORDER_PAIRS = tl.constexpr(1)    # only pairs some patch pixel of which is outside the frame
-INTERIOR_PAIRS = tl.constexpr(2)  # only the others, corners merged on the (ps+1)^2 grid
 
 
 @triton.jit
@@ -219,25 +215,129 @@ def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
 
 
 @triton.jit
+def interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation, FIRST: tl.constexpr,
+                    PS: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Pairs whose patch lies inside the frame with room for the bilinear ``+1`` corners
+    (no patch pixel is mirrored or skipped), their first source corner ``(y0, x0)`` (of
+    patch element ``(0, 0)``) and the bilinear fractions ``(fy, fx)`` all their elements
+    share. Returns ``(interior, y0, x0, fy, fx)``."""
+    low = dilation * FIRST
+    high = dilation * (PS - 1 + FIRST)
+    if IS_FLOAT:
+        interior = (ok & (anchor_h + low >= 0) & (anchor_h + high < in_h - 1)
+                    & (anchor_w + low >= 0) & (anchor_w + high < in_w - 1))
+        top = tl.floor(tl.where(interior, anchor_h, 0.0))
+        left = tl.floor(tl.where(interior, anchor_w, 0.0))
+        fy = tl.where(interior, anchor_h, 0.0) - top
+        fx = tl.where(interior, anchor_w, 0.0) - left
+        y0 = top.to(tl.int32) + low
+        x0 = left.to(tl.int32) + low
+    else:
+        interior = (ok & (anchor_h + low >= 0) & (anchor_h + high <= in_h - 1)
+                    & (anchor_w + low >= 0) & (anchor_w + high <= in_w - 1))
+        y0 = tl.where(interior, anchor_h, 0) + low
+        x0 = tl.where(interior, anchor_w, 0) + low
+        fy = y0.to(tl.float32) * 0.0
+        fx = fy
+    return interior, y0, x0, fy, fx
+
+
+@triton.jit
+def interpolate(vid, row, W, fy, fx, mask, c, C_PAD: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Value ``[rows, CB]`` at table row ``row`` (+ fractions ``fy, fx`` towards the next row
+    ``+ W`` and column ``+ 1``, all inside the frame); 0 where not ``mask``."""
+    if IS_FLOAT:
+        value = ((1.0 - fy) * (1.0 - fx))[:, None] * load_rows(vid, row, mask, c, C_PAD)
+        value += ((1.0 - fy) * fx)[:, None] * load_rows(vid, row + 1, mask, c, C_PAD)
+        value += (fy * (1.0 - fx))[:, None] * load_rows(vid, row + W, mask, c, C_PAD)
+        value += (fy * fx)[:, None] * load_rows(vid, row + W + 1, mask, c, C_PAD)
+    else:
+        value = load_rows(vid, row, mask, c, C_PAD)
+    return value
+
+
+@triton.jit
+def pair_records_kernel(
+        flows, weights, rec_i, rec_f, border, q0, n_q, T, in_h, in_w, nH, nW, K, stride_in,
+        dilation, PS: tl.constexpr, IS_FLOAT: tl.constexpr, USE_ADJ: tl.constexpr,
+        BQ: tl.constexpr, KP: tl.constexpr):
+    """Records of the neighbours of queries ``q0 .. q0 + n_q - 1`` (global over
+    ``B*HD*Q``) for the gather, one ``[code, fy, fx, w]`` per (query, neighbour) pair
+    (``rec_i`` and ``rec_f`` view the same ``[n_q * K, 4]`` buffer as int32 and
+    float32), and ``border[q]``: whether some neighbour of the query needs the flows.
+
+    ``code`` is the table row of the pair's first source corner when its patch lies
+    inside the frame (:func:`interior_corner`), -2 when the pair is usable but its patch
+    leaves the frame (the gather evaluates it from the flows), -1 when it is not usable
+    (anchor outside the video, missing neighbour; ``w`` is 0 then). A program takes
+    ``BQ`` queries and their neighbours as a ``[BQ, KP]`` tile."""
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    r = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
+    k = tl.arange(0, KP)
+    live_q = r < n_q
+    live = live_q[:, None] & (k < K)[None, :]
+    q = (q0 + r)[:, None] + k[None, :] * 0
+    pair = q * K + k[None, :]
+    j = (q % nW).to(tl.int32)
+    i = ((q // nW) % nH).to(tl.int32)
+    frame = q // (nH * nW)
+    t = (frame % T).to(tl.int32)
+    anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
+        flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+    interior, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
+                                               FIRST, PS, IS_FLOAT)
+    base = (((frame - t) + anchor_t) * in_h + y0) * in_w + x0
+    code = tl.where(interior, base.to(tl.int32), tl.where(ok, -2, -1))
+    w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
+    record = (pair - q0 * K) * 4
+    tl.store(rec_i + record, code, mask=live)
+    tl.store(rec_f + record + 1, fy, mask=live)
+    tl.store(rec_f + record + 2, fx, mask=live)
+    tl.store(rec_f + record + 3, tl.where(ok, w, 0.0), mask=live)
+    tl.store(border + r, tl.max((code == -2).to(tl.int32), 1), mask=live_q)
+
+
+@triton.jit
+def gather_tap(vid, weights, flows, pair, mask, bhd, tq, i, j, a, b, pk, c, T, in_h, in_w,
+               stride_in, dilation, FIRST: tl.constexpr, C_PAD: tl.constexpr,
+               IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr):
+    """``w * source`` ``[rows, CB]`` of patch element ``(pk, a, b)`` of neighbour ``pair`` of
+    query ``(tq, i, j)``, from the flows (any pair; 0 where not ``mask``)."""
+    w = tl.load(weights + pair, mask=mask, other=0.0).to(tl.float32)
+    anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
+        flows, pair, mask, tq, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+    st, sy, sx, valid, _, _ = source_pixel(
+        anchor_t, anchor_h, anchor_w, ok, pk, dilation * (a + FIRST), dilation * (b + FIRST), T,
+        in_h, in_w, REFLECT)
+    value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD, IS_FLOAT)
+    return tl.where(valid, w, 0.0)[:, None] * value
+
+
+@triton.jit
 def agg_gather_kernel(
-        vid, weights, flows, cov, out, n_frames, T, C, in_h, in_w, out_h, out_w, nH, nW, K,
-        stride_in, stride_out, dilation, steps_h, steps_w,
+        vid, weights, flows, rec_i, rec_f, border, cov, out, frame0, n_frames, T, C, in_h, in_w, out_h,
+        out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, BP: tl.constexpr, BH: tl.constexpr,
-        BW: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, BP: tl.constexpr,
+        BH: tl.constexpr, BW: tl.constexpr):
     """``out = A vid / coverage`` written once per output pixel, without atomics.
 
-    A program takes a block of ``BP`` output pixels (:func:`block_rows`, over the
-    ``n_frames = B*HD*T`` output frames) and ``CB``
-    channels (axis 1); axis 2 is the neighbour plane ``k`` when stacking (``SUM_K`` off).
-    For each pixel it visits the (query, patch element) pairs landing there
-    (:func:`covering_query`) and their neighbours, and adds ``w * source``.
+    A program takes a block of ``BP`` output pixels (:func:`block_rows`) of the output
+    frames ``frame0 .. frame0 + n_frames - 1`` (over ``B*HD*T``) and ``CB`` channels
+    (axis 1); axis 2 is the neighbour plane ``k`` when stacking (``SUM_K`` off). For each
+    pixel it visits the (query, patch element) pairs landing there
+    (:func:`covering_query`) and their neighbours, and adds ``w * source``. With ``FAST``
+    (``pt = 1``) a neighbour is read from its record (:func:`pair_records_kernel`, queries
+    of these frames): a patch inside the frame costs four table rows at fixed offsets;
+    only where the tile holds a query with a neighbour whose patch leaves the frame
+    (``border``) are those neighbours evaluated from the flows.
     ``vid`` is the padded channels-last table; ``out`` is channels-first
     ``[B*HD, (K,) T, C, out_h, out_w]``; ``cov`` is ``[T, out_h, out_w]``.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     frame, y, x, live = block_rows(tl.program_id(0), n_frames, out_h, out_w, BP, BH, BW)
+    frame = frame + frame0
     c = tl.program_id(1) * CB + tl.arange(0, CB)
     plane = tl.program_id(2)
     t = (frame % T).to(tl.int32)
@@ -259,50 +359,84 @@ def agg_gather_kernel(
                 ok_q = live & (tq >= 0) & ok_i & ok_j
                 qid = bhd * Q + ((tl.where(ok_q, tq, 0) * nH + tl.where(ok_q, i, 0)) * nW
                                  + tl.where(ok_q, j, 0))
-                for k in range(k_first, k_end):
-                    pair = qid * K + k
-                    w = tl.load(weights + pair, mask=ok_q, other=0.0).to(tl.float32)
-                    anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
-                        flows, pair, ok_q, tq, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
-                    st, sy, sx, valid, _, _ = source_pixel(
-                        anchor_t, anchor_h, anchor_w, ok, pk, dilation * (a + FIRST),
-                        dilation * (b + FIRST), T, in_h, in_w, REFLECT)
-                    value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD, IS_FLOAT)
-                    acc += tl.where(valid, w, 0.0)[:, None] * value
+                if FAST:
+                    offset = dilation * (a * in_w + b)
+                    local = qid - frame0 * nH * nW
+                    flagged = tl.load(border + local, mask=ok_q, other=0)
+                    any_border = tl.max(flagged, 0) > 0
+                    for k in range(k_first, k_end):
+                        record = (local * K + k) * 4
+                        code = tl.load(rec_i + record, mask=ok_q, other=-1)
+                        fast = ok_q & (code >= 0)
+                        w = tl.load(rec_f + record + 3, mask=fast, other=0.0)
+                        fy = tl.load(rec_f + record + 1, mask=fast, other=0.0)
+                        fx = tl.load(rec_f + record + 2, mask=fast, other=0.0)
+                        row = tl.where(fast, code + offset, 0).to(tl.int64)
+                        acc += w[:, None] * interpolate(vid, row, in_w, fy, fx, fast, c, C_PAD,
+                                                        IS_FLOAT)
+                        if any_border:
+                            acc += gather_tap(vid, weights, flows, qid * K + k,
+                                              ok_q & (code == -2), bhd, tq, i, j, a, b, pk, c, T,
+                                              in_h, in_w, stride_in, dilation, FIRST, C_PAD,
+                                              IS_FLOAT, REFLECT)
+                else:
+                    for k in range(k_first, k_end):
+                        acc += gather_tap(vid, weights, flows, qid * K + k, ok_q, bhd, tq, i,
+                                          j, a, b, pk, c, T, in_h, in_w, stride_in, dilation,
+                                          FIRST, C_PAD, IS_FLOAT, REFLECT)
     spot = (t * out_h + y) * out_w + x
     acc = acc / tl.load(cov + spot, mask=live, other=1.0)[:, None]
-    frame = bhd * T + t if SUM_K else (bhd * K + plane) * T + t
-    target = (frame * C)[:, None] * (out_h * out_w) + c[None, :].to(tl.int64) * (out_h * out_w)
+    frame_out = bhd * T + t if SUM_K else (bhd * K + plane) * T + t
+    target = (frame_out * C)[:, None] * (out_h * out_w) + c[None, :].to(tl.int64) * (out_h * out_w)
     tl.store(out + target + (y * out_w + x)[:, None], acc.to(out.dtype.element_ty),
              mask=live[:, None] & (c < C)[None, :])
 
 
 @triton.jit
-def _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, ok, c, T, out_h, out_w, stride_out,
-                dilation, FIRST: tl.constexpr, PS: tl.constexpr, POOLED: tl.constexpr,
-                C_PAD: tl.constexpr, BQ: tl.constexpr, CB: tl.constexpr):
-    """Value added to corner-grid pixel ``(ga, gb)`` (``0 <= ga, gb <= PS``) of pairs whose patch
-    lies inside the frame: the sum, over the up to 4 patch elements ``(ga - da, gb - db)``, of
-    the bilinear weight of corner ``(da, db)`` times the element's normalised output gradient."""
-    value = tl.zeros([BQ, CB], dtype=tl.float32)
-    for da in tl.static_range(2):
-        for db in tl.static_range(2):
-            a = t * 0 + (ga - da)  # a tensor, also when the interpreter runs the loop in Python
-            b = t * 0 + (gb - db)
-            exists = (a >= 0) & (a < PS) & (b >= 0) & (b < PS)
-            dest_t, rh, rw, ok_d = destination(t, i, j, pk, tl.maximum(a, 0), tl.maximum(b, 0), T,
-                                               out_h, out_w, stride_out, dilation, FIRST, PS, POOLED)
-            if da == 1:
-                coef = fy
-            else:
-                coef = 1.0 - fy
-            if db == 1:
-                coef = coef * fx
-            else:
-                coef = coef * (1.0 - fx)
-            row = ((plane + dest_t) * out_h + rh) * out_w + rw
-            value += coef[:, None] * load_rows(g, row, ok & ok_d & exists, c, C_PAD)
-    return value
+def scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, mask, bhd, t, i, j, c,
+                     T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST: tl.constexpr,
+                     C_PAD: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
+                     IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, POOLED: tl.constexpr,
+                     FIXED_POINT: tl.constexpr):
+    """Element by element, with the full geometry (mirrors, skips, every ``pk``): add
+    ``w * g[destination]`` to the source pixels (bilinear corners) of the pairs in ``mask``.
+    ``gq`` is the ``g`` row of frame ``t`` of the pairs' plane, pixel ``(0, 0)``."""
+    for pk in tl.static_range(PT):
+        for a in range(PS):
+            for b in range(PS):
+                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
+                                                   dilation, FIRST, PS, POOLED)
+                st, sy, sx, valid, _, _ = source_pixel(
+                    anchor_t, anchor_h, anchor_w, mask & ok_d, pk, dilation * (a + FIRST),
+                    dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+                value = w[:, None] * load_rows(g, gq + ((dest_t - t) * out_h + rh) * out_w + rw,
+                                               valid, c, C_PAD)
+                frame = (bhd * T + st) * in_h
+                if IS_FLOAT:
+                    y0, y1, wy0, wy1, _, _ = bilinear_axis(sy, valid, in_h)
+                    x0, x1, wx0, wx1, _, _ = bilinear_axis(sx, valid, in_w)
+                    for corner in tl.static_range(4):
+                        yy = y1 if corner // 2 == 1 else y0
+                        xx = x1 if corner % 2 == 1 else x0
+                        cw = (wy1 if corner // 2 == 1 else wy0) * (wx1 if corner % 2 == 1 else wx0)
+                        row = (frame + yy) * in_w + xx
+                        accumulate(grad + row[:, None] * C_PAD + c[None, :], cw[:, None] * value,
+                                   valid[:, None], scale, FIXED_POINT)
+                else:
+                    row = (frame + tl.where(valid, sy, 0)) * in_w + tl.where(valid, sx, 0)
+                    accumulate(grad + row[:, None] * C_PAD + c[None, :], value, valid[:, None],
+                               scale, FIXED_POINT)
+
+
+@triton.jit
+def output_corner(t, i, j, stride_out, dilation, FIRST: tl.constexpr, PS: tl.constexpr,
+                  POOLED: tl.constexpr):
+    """Destination ``(row, col)`` of patch element ``(0, 0)`` of query ``(t, i, j)`` and the
+    step between elements (``pt = 1``; element ``(a, b)`` is ``+ step * (a, b)``)."""
+    if POOLED:
+        return i * PS, j * PS, 1
+    else:
+        return i * stride_out + dilation * FIRST, j * stride_out + dilation * FIRST, dilation
 
 
 @triton.jit
@@ -311,7 +445,7 @@ def agg_scatter_kernel(
         stride_in, stride_out, dilation,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, MODE: tl.constexpr,
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, MERGE: tl.constexpr,
         FIXED_POINT: tl.constexpr, BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
     """``grad += A^T g``: every (query, neighbour, patch element) adds ``w * g[destination]``
     to its source pixel (the bilinear corners for real offsets), by atomic adds.
@@ -321,10 +455,12 @@ def agg_scatter_kernel(
     over ``[B*HD, T, in_h, in_w]`` (int64 units of ``1 / scale`` with ``FIXED_POINT``).
     A program takes a block of ``BQ`` queries (:func:`block_rows` on the query grid of
     the ``n_frames = B*HD*T`` frames) and ``CB`` channels (axis 1) and walks their
-    neighbours. ``MODE``: all pairs element by element; or only the pairs whose patch
-    leaves the frame (``BORDER_PAIRS``); or only the others (``INTERIOR_PAIRS``, real
-    offsets, dilation 1), whose ``ps*ps`` elements share one bilinear fraction: their
-    ``4*ps*ps`` corner adds merge into one add per pixel of the ``(ps+1)^2`` grid.
+    neighbours. With ``FAST`` (``pt = 1``) a pair whose patch lies inside the frame adds
+    at fixed offsets from its first corner; with ``MERGE`` (real offsets, dilation 1) its
+    ``4*ps*ps`` corner adds merge into one add per pixel of the ``(ps+1)^2`` corner grid
+    (the elements share one bilinear fraction). Pairs whose patch leaves the frame, or
+    all pairs without ``FAST``, go element by element (:func:`scatter_elements`), only
+    in tiles that hold one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
@@ -333,64 +469,94 @@ def agg_scatter_kernel(
     t = (frame % T).to(tl.int32)
     qid = (frame * nH + i) * nW + j
     scale = tl.load(scale_ptr)
+    rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
     for k in range(K):
         pair = qid * K + k
         w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
         anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
             flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
         plane = bhd * T if SUM_K else (bhd * K + k) * T
-        if MODE != ALL_PAIRS:
-            low = FIRST * dilation
-            high = (PS - 1 + FIRST) * dilation
-            interior = ((anchor_h + low >= 0) & (anchor_h + high <= in_h - 1)
-                        & (anchor_w + low >= 0) & (anchor_w + high <= in_w - 1))
-            ok = ok & (interior if MODE == INTERIOR_PAIRS else ~interior)
-        if MODE == INTERIOR_PAIRS:
-            top = tl.floor(anchor_h)
-            left = tl.floor(anchor_w)
-            fy = anchor_h - top
-            fx = anchor_w - left
-            row0 = top.to(tl.int32) + FIRST
-            col0 = left.to(tl.int32) + FIRST
-            for pk in tl.static_range(PT):
-                st, ok_t, _ = pixel(anchor_t + pk, T, REFLECT)
-                use = ok & ok_t
-                frame = (bhd * T + tl.where(use, st, 0)) * in_h
+        gq = (plane + t) * (out_h * out_w)
+        if FAST:
+            inside, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
+                                                     FIRST, PS, IS_FLOAT)
+            base = ((bhd * T + anchor_t) * in_h + y0) * in_w + x0
+            if MERGE:
                 for ga in range(PS + 1):
                     for gb in range(PS + 1):
-                        value = _grid_value(g, plane, t, i, j, pk, ga, gb, fy, fx, use, c, T,
-                                            out_h, out_w, stride_out, dilation, FIRST, PS, POOLED,
-                                            C_PAD, BQ, CB)
-                        inside = use & (row0 + ga < in_h) & (col0 + gb < in_w)
-                        row = (frame + row0 + ga) * in_w + col0 + gb
+                        value = tl.zeros([BQ, CB], dtype=tl.float32)
+                        for da in tl.static_range(2):
+                            for db in tl.static_range(2):
+                                rh = rq + (ga - da)
+                                rw = cq + (gb - db)
+                                use = (inside & (ga - da >= 0) & (ga - da < PS) & (gb - db >= 0)
+                                       & (gb - db < PS) & in_range(rh, out_h) & in_range(rw, out_w))
+                                coef = (fy if da == 1 else 1.0 - fy) * (fx if db == 1 else 1.0 - fx)
+                                value += coef[:, None] * load_rows(g, gq + rh * out_w + rw, use, c,
+                                                                   C_PAD)
+                        row = base + ga * in_w + gb
                         accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
                                    inside[:, None], scale, FIXED_POINT)
-        else:
-            for pk in tl.static_range(PT):
+            else:
                 for a in range(PS):
                     for b in range(PS):
-                        dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w,
-                                                           stride_out, dilation, FIRST, PS, POOLED)
-                        st, sy, sx, valid, _, _ = source_pixel(
-                            anchor_t, anchor_h, anchor_w, ok & ok_d, pk, dilation * (a + FIRST),
-                            dilation * (b + FIRST), T, in_h, in_w, REFLECT)
-                        value = w[:, None] * load_rows(g, ((plane + dest_t) * out_h + rh) * out_w + rw,
-                                                       valid, c, C_PAD)
-                        frame = (bhd * T + st) * in_h
+                        rh = rq + step * a
+                        rw = cq + step * b
+                        use = inside & in_range(rh, out_h) & in_range(rw, out_w)
+                        value = w[:, None] * load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
+                        row = base + dilation * (a * in_w + b)
                         if IS_FLOAT:
-                            y0, y1, wy0, wy1, _, _ = bilinear_axis(sy, valid, in_h)
-                            x0, x1, wx0, wx1, _, _ = bilinear_axis(sx, valid, in_w)
                             for corner in tl.static_range(4):
-                                yy = y1 if corner // 2 == 1 else y0
-                                xx = x1 if corner % 2 == 1 else x0
-                                cw = (wy1 if corner // 2 == 1 else wy0) * (wx1 if corner % 2 == 1 else wx0)
-                                row = (frame + yy) * in_w + xx
-                                accumulate(grad + row[:, None] * C_PAD + c[None, :],
-                                           cw[:, None] * value, valid[:, None], scale, FIXED_POINT)
+                                shift = (in_w if corner // 2 == 1 else 0) + corner % 2
+                                cw = ((fy if corner // 2 == 1 else 1.0 - fy)
+                                      * (fx if corner % 2 == 1 else 1.0 - fx))
+                                accumulate(grad + (row + shift)[:, None] * C_PAD + c[None, :],
+                                           cw[:, None] * value, use[:, None], scale, FIXED_POINT)
                         else:
-                            row = (frame + tl.where(valid, sy, 0)) * in_w + tl.where(valid, sx, 0)
                             accumulate(grad + row[:, None] * C_PAD + c[None, :], value,
-                                       valid[:, None], scale, FIXED_POINT)
+                                       use[:, None], scale, FIXED_POINT)
+            border = ok & ~inside
+            if tl.max(border.to(tl.int32), 0) > 0:
+                scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, border, bhd,
+                                 t, i, j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation,
+                                 FIRST, C_PAD, PS, PT, IS_FLOAT, REFLECT, POOLED, FIXED_POINT)
+        else:
+            scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, ok, bhd, t, i, j,
+                             c, T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD,
+                             PS, PT, IS_FLOAT, REFLECT, POOLED, FIXED_POINT)
+
+
+@triton.jit
+def pair_grad_elements(g, vid, gq, anchor_t, anchor_h, anchor_w, mask, sign_h, sign_w, bhd, t, i,
+                       j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation,
+                       FIRST: tl.constexpr, C_PAD: tl.constexpr, PS: tl.constexpr,
+                       PT: tl.constexpr, IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr,
+                       POOLED: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr,
+                       CB: tl.constexpr):
+    """Element by element, with the full geometry: ``(sum g * source, sum g * d source/dy *
+    sign, ... dx)`` ``[rows, CB]`` over the patch elements of the pairs in ``mask``."""
+    acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+    for pk in tl.static_range(PT):
+        for a in range(PS):
+            for b in range(PS):
+                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
+                                                   dilation, FIRST, PS, POOLED)
+                st, sy, sx, valid, flip_y, flip_x = source_pixel(
+                    anchor_t, anchor_h, anchor_w, mask & ok_d, pk, dilation * (a + FIRST),
+                    dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+                grad_out = load_rows(g, gq + ((dest_t - t) * out_h + rh) * out_w + rw, valid, c,
+                                     C_PAD)
+                if FLOWS:
+                    value, d_dy, d_dx = sample_with_gradient(vid, bhd, st, sy, sx, valid, c, T,
+                                                             in_h, in_w, C_PAD)
+                    acc_y += (sign_h * flip_y)[:, None] * grad_out * d_dy
+                    acc_x += (sign_w * flip_x)[:, None] * grad_out * d_dx
+                else:
+                    value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD, IS_FLOAT)
+                acc_w += grad_out * value
+    return acc_w, acc_y, acc_x
 
 
 @triton.jit
@@ -399,54 +565,84 @@ def agg_pair_grads_kernel(
         stride_in, stride_out, dilation, n_cblocks,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr,
-        BH: tl.constexpr, BW: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, FLOWS: tl.constexpr,
+        BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
     """Gradients of ``<g, A vid>`` by the weights and (``FLOWS``) the row/column offsets,
     one (query, neighbour) pair per row, reduced over patch elements and channels in
     registers (no atomics; each pair is written once).
 
     ``g``: normalised output gradient table (as for :func:`agg_scatter_kernel`); ``vid``:
-    padded channels-last video table; ``grad_w [n_q * K]`` float32; ``grad_f [n_q * K, 3]``
-    float32 (time component 0).
+    padded channels-last video table; ``grad_w [pairs]`` float32; ``grad_f [pairs, 3]``
+    float32 (time component 0). With ``FAST`` (``pt = 1``) a pair whose patch lies inside
+    the frame reads its elements at fixed offsets with one shared bilinear fraction;
+    the others go element by element with the full geometry, only in tiles holding one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
     bhd = frame // T
     t = (frame % T).to(tl.int32)
     qid = (frame * nH + i) * nW + j
+    rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
     for k in range(K):
         pair = qid * K + k
         w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
         anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
             flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
         plane = bhd * T if SUM_K else (bhd * K + k) * T
+        gq = (plane + t) * (out_h * out_w)
+        if FAST:
+            inside, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
+                                                     FIRST, PS, IS_FLOAT)
+            base = ((bhd * T + anchor_t) * in_h + y0) * in_w + x0
+            border = ok & ~inside
+            any_border = tl.max(border.to(tl.int32), 0) > 0
         total_w = tl.zeros([BQ], dtype=tl.float32)
         total_y = tl.zeros([BQ], dtype=tl.float32)
         total_x = tl.zeros([BQ], dtype=tl.float32)
         for cblock in range(n_cblocks):
             c = cblock * CB + tl.arange(0, CB)
-            acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
-            acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
-            acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
-            for pk in tl.static_range(PT):
+            if FAST:
+                acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+                acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+                acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
                 for a in range(PS):
                     for b in range(PS):
-                        dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w,
-                                                           stride_out, dilation, FIRST, PS, POOLED)
-                        st, sy, sx, valid, flip_y, flip_x = source_pixel(
-                            anchor_t, anchor_h, anchor_w, ok & ok_d, pk, dilation * (a + FIRST),
-                            dilation * (b + FIRST), T, in_h, in_w, REFLECT)
-                        grad_out = load_rows(g, ((plane + dest_t) * out_h + rh) * out_w + rw, valid,
-                                             c, C_PAD)
+                        rh = rq + step * a
+                        rw = cq + step * b
+                        use = inside & in_range(rh, out_h) & in_range(rw, out_w)
+                        grad_out = load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
+                        row = base + dilation * (a * in_w + b)
                         if FLOWS:
-                            value, d_dy, d_dx = sample_with_gradient(vid, bhd, st, sy, sx, valid, c,
-                                                                     T, in_h, in_w, C_PAD)
-                            acc_y += (sign_h * flip_y)[:, None] * grad_out * d_dy
-                            acc_x += (sign_w * flip_x)[:, None] * grad_out * d_dx
+                            v00 = load_rows(vid, row, use, c, C_PAD)
+                            v01 = load_rows(vid, row + 1, use, c, C_PAD)
+                            v10 = load_rows(vid, row + in_w, use, c, C_PAD)
+                            v11 = load_rows(vid, row + in_w + 1, use, c, C_PAD)
+                            top = v00 + fx[:, None] * (v01 - v00)
+                            bottom = v10 + fx[:, None] * (v11 - v10)
+                            acc_w += grad_out * (top + fy[:, None] * (bottom - top))
+                            acc_y += grad_out * (bottom - top)
+                            left = v00 + fy[:, None] * (v10 - v00)
+                            right = v01 + fy[:, None] * (v11 - v01)
+                            acc_x += grad_out * (right - left)
                         else:
-                            value = sample(vid, bhd, st, sy, sx, valid, c, T, in_h, in_w, C_PAD,
-                                           IS_FLOAT)
-                        acc_w += grad_out * value
+                            acc_w += grad_out * interpolate(vid, row, in_w, fy, fx, use, c, C_PAD,
+                                                            IS_FLOAT)
+                if FLOWS:
+                    acc_y = sign_h[:, None] * acc_y
+                    acc_x = sign_w[:, None] * acc_x
+                if any_border:
+                    more_w, more_y, more_x = pair_grad_elements(
+                        g, vid, gq, anchor_t, anchor_h, anchor_w, border, sign_h, sign_w, bhd, t,
+                        i, j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD,
+                        PS, PT, IS_FLOAT, REFLECT, POOLED, FLOWS, BQ, CB)
+                    acc_w += more_w
+                    acc_y += more_y
+                    acc_x += more_x
+            else:
+                acc_w, acc_y, acc_x = pair_grad_elements(
+                    g, vid, gq, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, bhd, t, i, j, c,
+                    T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, PT,
+                    IS_FLOAT, REFLECT, POOLED, FLOWS, BQ, CB)
             total_w += tl.sum(acc_w, 1)
             if FLOWS:
                 total_y += tl.sum(acc_y, 1)

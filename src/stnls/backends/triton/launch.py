@@ -19,7 +19,7 @@ from torch import Tensor
 MAX_CHANNEL_BLOCK = 64
 # Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps;
 # ROWS (if not 0) forces the rows of a tile (for tuning).
-TILE_ELEMENTS = 1024
+TILE_ELEMENTS = 512
 NUM_WARPS = 4
 ROWS = 0
 
@@ -66,6 +66,11 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
         frames = 1
     programs = triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
     return rows, bh, bw, programs
+
+
+def elementwise_block(n: int, block: int = 1024) -> int:
+    """Block of a 1-d elementwise kernel (the interpreter takes up to 65536 per program)."""
+    return min(1 << 16, triton.next_power_of_2(max(n, 1))) if interpreting() else block
 
 
 def fixed_point_scale(bound: Tensor) -> Tensor:

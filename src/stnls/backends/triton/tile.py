@@ -20,7 +20,7 @@ from torch import Tensor
 from ...params import TileParams
 from ..reference import tile as reference
 from .geometry import in_range, reflect
-from .launch import device_guard, fixed_point_scale, interpreting
+from .launch import device_guard, elementwise_block, fixed_point_scale
 
 BLOCK = 1024
 
@@ -99,10 +99,6 @@ def _constants(p: TileParams) -> dict:
     return dict(PS=p.ps, PT=p.pt, USE_ADJ=p.use_adj, REFLECT=p.reflect)
 
 
-def _block(n: int) -> int:
-    return min(1 << 16, triton.next_power_of_2(max(n, 1))) if interpreting() else BLOCK
-
-
 def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
     """``patches [B, Q, K, pt, C, ps, ps]``; same contract as :func:`stnls.backends.reference.tile.unfold_k`."""
     if vid.dtype == torch.float64:
@@ -113,7 +109,7 @@ def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
         patches = torch.empty(B, Q, K, p.pt, C, p.ps, p.ps, dtype=vid.dtype, device=vid.device)
         n = patches.numel()
         if n:
-            block = _block(n)
+            block = elementwise_block(n, BLOCK)
             unfold_kernel[(triton.cdiv(n, block),)](vid.contiguous(), inds.contiguous(), patches,
                                                     *_args(inds, n, C, p), **_constants(p),
                                                     BLOCK=block, num_warps=4)
@@ -140,7 +136,7 @@ def fold_k_accumulate_(out: Tensor, patches: Tensor, inds: Tensor, p: TileParams
         return None
     C = patches.shape[4]
     fixed_point = torch.are_deterministic_algorithms_enabled()
-    block = _block(n)
+    block = elementwise_block(n, BLOCK)
     with device_guard(out):
         patches, inds = patches.contiguous(), inds.contiguous()
         if fixed_point:
