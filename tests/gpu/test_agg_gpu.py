@@ -47,6 +47,28 @@ def test_agg_matches_reference(triton_agg, name):
     assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, 1e-4, 1e-4)
 
 
+def test_fast_paths_compile(triton_agg):
+    """The fixed-offset kernels compile with this triton (no fallback to the general ones)."""
+    for name, shape in (("float_ps3", MODERATE), ("int_stride2", MODERATE),
+                        ("float_dilation2", MODERATE), ("float_pooled", MODERATE),
+                        ("float_ps1_gaps", dict(MODERATE, HD=1, C=64))):
+        p, vid, weights, flows = agg_case(name, device="cuda", **shape)
+        agg_all(triton_agg, p, vid, weights, flows, gather_shaped(p, vid, weights.shape[-1]))
+    torch.cuda.synchronize()
+    assert not triton_agg.FALLBACKS
+
+
+@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_stacked"])
+def test_general_path_matches_reference(triton_agg, monkeypatch, name):
+    """Without the fixed-offset fast paths (the path of pt > 1, and the fallback)."""
+    monkeypatch.setattr(triton_agg, "USE_FAST", False)
+    p, vid, weights, flows = agg_case(name, device="cuda", **MODERATE)
+    y = gather_shaped(p, vid, weights.shape[-1])
+    actual = agg_all(triton_agg, p, vid, weights, flows, y)
+    expected = agg_expected(p, vid.cpu(), weights.cpu(), flows.cpu(), y.cpu())
+    assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, 1e-4, 1e-4)
+
+
 def test_many_channels_and_neighbours(triton_agg):
     """Several channel blocks (C > 64) and a long neighbour loop."""
     p, vid, weights, flows = agg_case("float_ps3", device="cuda", HD=1, T=2, C=80, H=16, W=16, K=12)
@@ -109,9 +131,10 @@ def test_reduced_precision(triton_agg, name, dtype, tol):
     assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, tol, tol)
 
 
-@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_dilation2"])
-def test_deterministic_backward_is_bitwise_reproducible(name):
-    p, vid, weights, flows = agg_case(name, device="cuda", **MODERATE)
+@pytest.mark.parametrize("name,channels", [("float_ps3", 8), ("int_stride2", 8),
+                                           ("float_dilation2", 8), ("float_ps1_gaps", 64)])
+def test_deterministic_backward_is_bitwise_reproducible(name, channels):
+    p, vid, weights, flows = agg_case(name, device="cuda", **dict(MODERATE, C=channels))
     y = gather_shaped(p, vid, weights.shape[-1])
     leaves = [vid.requires_grad_(), weights.requires_grad_()]
     if flows.is_floating_point():

@@ -167,5 +167,5 @@ def test_gpu_tiling(monkeypatch):
     """The GPU's tiles (small square blocks of pixels or queries within a frame, several per
     frame, partial blocks at the borders) instead of the interpreter's whole frames."""
     monkeypatch.setattr(launch, "interpreting", lambda: False)
-    monkeypatch.setattr(launch, "ROWS", 16)
+    monkeypatch.setattr(launch, "TILE_ELEMENTS", 32)  # 16 rows of the 2 channels
     _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))

@@ -42,7 +42,6 @@ import triton.testing
 
 import stnls
 from stnls.backends.triton import agg as agg_triton
-from stnls.backends.triton import launch
 from stnls.bench.search_gpu import CONFIGS, Config, make_inputs, make_search, peak_mib
 from stnls.utils.layout import split_heads
 
@@ -64,12 +63,23 @@ def _bench(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
+MATCHES_DIR = ""  # --matches-dir
+
+
 def make_matches(c: Config, H: int, W: int, seed=0, device="cuda"):
     """``values [B, HD, T, C, H, W]``, ``weights``, ``flows`` (from the search) of a config."""
-    vid0, vid1, flows = make_inputs(c, H, W, device=device, seed=seed)
-    with torch.no_grad():
-        dists, inds = make_search(c)(vid0, vid1, flows)
-    weights = torch.softmax(-dists if c.search["dist_type"] == "l2" else dists, -1)
+    cached = Path(MATCHES_DIR) / f"{c.name}_{H}x{W}_{seed}.pt" if MATCHES_DIR else None
+    if cached is not None and cached.exists():
+        weights, inds = torch.load(cached, map_location=device)
+    else:
+        vid0, vid1, flows = make_inputs(c, H, W, device=device, seed=seed)
+        with torch.no_grad():
+            dists, inds = make_search(c)(vid0, vid1, flows)
+        weights = torch.softmax(-dists if c.search["dist_type"] == "l2" else dists, -1)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.save((weights, inds), cached.with_suffix(".tmp"))
+            cached.with_suffix(".tmp").rename(cached)
     gen = torch.Generator().manual_seed(seed + 7)
     values = torch.randn(1, c.T, c.C, H, W, generator=gen).to(device)
     return split_heads("values", values, c.search["nheads"]), weights.contiguous(), inds
@@ -167,30 +177,7 @@ def breakdown(c: Config, values, weights, flows) -> dict:
     return out
 
 
-# (rows, warps) of the tiles tried by --variants, by channels per head.
-VARIANT_TILES = {8: ((32, 4), (64, 4), (128, 4), (128, 8)),
-                 16: ((32, 4), (64, 4), (128, 4), (64, 8), (128, 8)),
-                 64: ((8, 4), (16, 4), (32, 4), (32, 8))}
-
-
-def variants(c: Config) -> list[dict]:
-    """The backend ops' times for other tile rows and warp counts."""
-    values, weights, flows = make_matches(c, c.H, c.W)
-    tiles = VARIANT_TILES.get(triton.next_power_of_2(values.shape[3]), VARIANT_TILES[16])
-    rows = []
-    saved = launch.ROWS, launch.NUM_WARPS
-    try:
-        for tile_rows, warps in tiles:
-            launch.ROWS, launch.NUM_WARPS = tile_rows, warps
-            r = breakdown(c, values, weights, flows)
-            rows.append({"config": c.name, "rows": tile_rows, "num_warps": warps,
-                         **{k: v for k, v in r.items() if k.startswith("op_")}})
-    finally:
-        launch.ROWS, launch.NUM_WARPS = saved
-    return rows
-
-
-def measure(c: Config, deterministic: bool = True) -> dict:
+def measure(c: Config, deterministic: bool = False) -> dict:
     values, weights, flows = make_matches(c, c.H, c.W)
     result = {"config": c.name}
     result.update(_timings(c, wpsum, values, weights, flows, "wpsum", deterministic))
@@ -295,8 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default="bench_agg.json")
     parser.add_argument("--attention", default="mid", help="config of the attention step ('' skips)")
     parser.add_argument("--sweep-sizes", default="512,1024", help="video sizes of the tile sweep")
-    parser.add_argument("--variants", default="", help="configs whose ops are also timed with "
-                        "other tile sizes and warp counts")
+    parser.add_argument("--deterministic", default="mid",
+                        help="configs also timed under torch.use_deterministic_algorithms(True)")
+    parser.add_argument("--matches-dir", default="",
+                        help="keep the search's matches of each config here (made once, then read)")
     parser.add_argument("--compile-only", action="store_true",
                         help="run every path once at the benchmark sizes (fills the kernel cache)")
     args = parser.parse_args(argv)
@@ -305,39 +294,54 @@ def main(argv: list[str] | None = None) -> None:
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
     names = [n for n in args.configs.split(",") if n]
+    global _bench, MATCHES_DIR
+    MATCHES_DIR = args.matches_dir
     if args.compile_only:
-        global _bench
         _bench = _run_once
-    report = {"env": env, "results": [], "attention": None, "tile_sweep": [], "variants": []}
+    report = {"env": env, "results": [], "attention": None, "tile_sweep": [], "errors": []}
 
     def save():
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
 
+    def attempt(what, fn):
+        try:
+            return fn()
+        except Exception as error:  # keep measuring the other configs
+            report["errors"].append(f"{what}: {type(error).__name__}: {str(error)[:500]}")
+            print(f"[{what}] FAILED: {report['errors'][-1]}", flush=True)
+            return None
+        finally:
+            report["env"]["fallbacks"] = sorted(agg_triton.FALLBACKS)
+            save()
+
     for name in names:
         c = CONFIGS[name]
-        problem = check(c)
-        r = measure(c)
-        r["check"] = problem
-        report["results"].append(r)
-        save()
-        print(f"[{name}] {json.dumps(r)}", flush=True)
+
+        def config_row(c=c):
+            problem = check(c)
+            r = measure(c, deterministic=c.name in args.deterministic.split(","))
+            r["check"] = problem
+            return r
+
+        r = attempt(name, config_row)
+        if r is not None:
+            report["results"].append(r)
+            save()
+            print(f"[{name}] {json.dumps(r)}", flush=True)
     if args.attention:
-        report["attention"] = attention_step(CONFIGS[args.attention], args.compile_only)
-        save()
+        report["attention"] = attempt("attention", lambda: attention_step(
+            CONFIGS[args.attention], args.compile_only))
         print(f"[attention] {json.dumps(report['attention'])}", flush=True)
     for size in (int(s) for s in args.sweep_sizes.split(",") if s):
-        if args.compile_only:
-            size = 64
-        report["tile_sweep"].append(tile_sweep(size))
-        save()
-        print(f"[tile sweep] {json.dumps(report['tile_sweep'][-1])}", flush=True)
-    for name in (n for n in args.variants.split(",") if n):
-        report["variants"] += variants(CONFIGS[name])
-        save()
-        print(f"[variants] {json.dumps(report['variants'][-5:])}", flush=True)
+        row = attempt(f"tile sweep {size}", lambda: tile_sweep(64 if args.compile_only else size))
+        if row is not None:
+            report["tile_sweep"].append(row)
+            save()
+            print(f"[tile sweep] {json.dumps(row)}", flush=True)
     print()
     print_table(report["results"])
+    print(f"fast-path fallbacks: {sorted(agg_triton.FALLBACKS) or 'none'}")
 
 
 def _run_once(fn) -> float:

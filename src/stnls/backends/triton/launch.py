@@ -17,11 +17,9 @@ from torch import Tensor
 
 # Largest channel block of a tile: more channels are split over programs (or looped over).
 MAX_CHANNEL_BLOCK = 64
-# Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps;
-# ROWS (if not 0) forces the rows of a tile (for tuning).
+# Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps.
 TILE_ELEMENTS = 512
 NUM_WARPS = 4
-ROWS = 0
 
 
 def interpreting() -> bool:
@@ -59,7 +57,7 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
         frames = max(1, min(4096 // (bh * bw), triton.next_power_of_2(max(n_frames, 1))))
         rows = frames * bh * bw
     else:
-        rows = ROWS or max(16, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
+        rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
         square = triton.next_power_of_2(max(1, int(rows ** 0.5)))
         bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
         bh = rows // bw
