@@ -79,6 +79,12 @@ def _coverage(T: int, p: AggParams, device: torch.device) -> Tensor:
     return reference.coverage(T, p, torch.float32, device)[..., 0].contiguous()
 
 
+@functools.lru_cache(maxsize=16)
+def _unit(device: torch.device) -> Tensor:
+    """A float32 ``[1]`` one (the scale of the float atomics)."""
+    return torch.ones(1, dtype=torch.float32, device=device)
+
+
 def _geometry(p: AggParams, T: int, K: int) -> tuple:
     """Scalar kernel arguments from ``T`` to ``dilation`` (same order in every kernel)."""
     n_h, n_w = p.grid
@@ -191,7 +197,7 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
                 contributions = n_q * K * p.pt * p.ps * p.ps * 4
                 scale = fixed_point_scale(w.abs().amax().float() * g.abs().amax() * contributions)
             else:
-                scale = torch.ones(1, dtype=torch.float32, device=y.device)
+                scale = _unit(y.device)
             bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
             _launch(agg_scatter_kernel, (programs, c_pad // cb),
                     (g, w, f, acc, scale, n_frames, *_geometry(p, T, K)),
@@ -218,8 +224,11 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
     with device_guard(vid):
         n_q = B * HD * T * p.grid[0] * p.grid[1]
-        grad_w = torch.zeros(n_q * K, dtype=torch.float32, device=vid.device)
-        grad_f = torch.zeros(n_q * K, 3, dtype=torch.float32, device=vid.device)
+        grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
+        grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
+            n_q * K, 3, dtype=torch.float32, device=vid.device)
+        if C == 0:
+            grad_w.zero_()
         if n_q > 0 and K > 0 and C > 0:
             cb, c_pad = channel_block(C)
             g = _gradient_table(y, T, p)
