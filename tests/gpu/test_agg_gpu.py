@@ -163,8 +163,9 @@ def test_non_contiguous_inputs(triton_agg):
                weights.transpose(3, 4).contiguous().transpose(3, 4),
                flows.transpose(3, 4).contiguous().transpose(3, 4))
     y = gather_shaped(p, vid, weights.shape[-1])
+    # equal up to the order of the scatter's float atomic adds
     assert_all_close(agg_all(triton_agg, p, *strided, y), agg_all(triton_agg, p, vid, weights, flows, y),
-                     0, 0)
+                     1e-6, 1e-6)
 
 
 def test_float64_runs_the_reference(triton_agg):

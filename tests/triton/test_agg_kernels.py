@@ -169,3 +169,33 @@ def test_gpu_tiling(monkeypatch):
     monkeypatch.setattr(launch, "interpreting", lambda: False)
     monkeypatch.setattr(launch, "TILE_ELEMENTS", 32)  # 16 rows of the 2 channels
     _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))
+
+
+class _FastFails:
+    """A kernel whose FAST variant fails to compile (as some do with some triton versions)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.fn = kernel, kernel.fn
+
+    def __getitem__(self, grid):
+        def run(*args, **constants):
+            if constants.get("FAST"):
+                raise RuntimeError("PassManager::run failed")
+            return self.kernel[grid](*args, **constants)
+        return run
+
+
+def test_fast_path_compile_failure_falls_back(monkeypatch):
+    """A fast-path compilation error warns once, then that specialisation runs the general
+    kernel (same results); other ops keep their fast paths."""
+    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _FastFails(triton_agg.agg_gather_kernel))
+    monkeypatch.setattr(triton_agg, "FALLBACKS", set())
+    monkeypatch.setattr(launch, "interpreting", lambda: False)  # the fallback is for compiled kernels
+    p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    with pytest.warns(RuntimeWarning, match="fast path of agg_gather_kernel"):
+        first = triton_agg.agg_gather(vid, weights, flows, p)
+    assert len(triton_agg.FALLBACKS) == 1
+    second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
+    for out in (first, second):
+        torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)

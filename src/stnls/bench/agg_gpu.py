@@ -241,9 +241,13 @@ def tile_sweep(size: int, T=16, C=16, ps=7, stride=4, batch=16384) -> dict:
 
 
 def _git_sha() -> str:
+    """Commit of the checkout this module runs from ('' outside a git checkout)."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        return ""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=False).stdout.strip()
+                              text=True, cwd=root, check=False).stdout.strip()
     except OSError:
         return ""
 

@@ -45,7 +45,8 @@ from .launch import channel_block, channels_last, device_guard, fixed_point_scal
 
 logger = logging.getLogger("stnls")
 
-# Kernels whose fast path failed to compile here (they run element by element).
+# Fast-path specialisations that failed to compile here (they run the general kernel):
+# "<kernel>(<constexpr>=<value>, ...)".
 FALLBACKS: set[str] = set()
 # Use the fast paths where they apply (tests switch them off to check the general path).
 USE_FAST = True
@@ -53,19 +54,29 @@ USE_FAST = True
 _MAX_RECORD_ROW = 2**31 - 1
 
 
+def _specialisation(kernel, constants: dict) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(constants.items()) if k != "FAST")
+    return f"{kernel.fn.__name__}({settings})"
+
+
+def _fast_compiles(kernel, constants: dict) -> bool:
+    """False once the fast variant of this specialisation failed to compile."""
+    return _specialisation(kernel, constants) not in FALLBACKS
+
+
 def _launch(kernel, grid, args, constants) -> None:
-    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn once and run (and
-    from then on use) the general one."""
-    name = kernel.fn.__name__
-    if constants.get("FAST") and name in FALLBACKS:
+    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn and run (and from
+    then on use, for this specialisation) the general one."""
+    if constants.get("FAST") and not _fast_compiles(kernel, constants):
         constants = {**constants, "FAST": False}
     try:
         kernel[grid](*args, **constants)
     except Exception as error:  # compilation errors of the installed triton
         if not constants.get("FAST") or launch.interpreting():
             raise
-        FALLBACKS.add(name)
-        message = (f"stnls: the fast path of {name} does not compile with triton "
+        key = _specialisation(kernel, constants)
+        FALLBACKS.add(key)
+        message = (f"stnls: the fast path of {key} does not compile with triton "
                    f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
                    "using the general kernel")
         warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -145,7 +156,11 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         w, f = _matches(weights, flows, p)
         n_frames = B * HD * T
         n_h, n_w = p.grid
-        fast = _fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
+        bp, bh, bw, _ = tile_blocks(1, p.out_h, p.out_w, cb)
+        constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, **_constants(p))
+        fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
+                and _fast_compiles(agg_gather_kernel, constants))
+        constants["FAST"] = fast
         frame_pairs = n_h * n_w * K
         out_bytes = out.numel() * out.element_size()
         chunk = _record_frames(n_frames, frame_pairs, out_bytes) if fast else n_frames
@@ -164,13 +179,11 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
                     f, w, records.view(torch.int32), records, border, frame0 * n_h * n_w, n_q, T,
                     H, W, n_h, n_w, K, p.stride_in, p.dilation, PS=p.ps,
                     IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, BQ=bq, KP=kp, num_warps=4)
-            bp, bh, bw, programs = tile_blocks(frames, p.out_h, p.out_w, cb)
+            programs = tile_blocks(frames, p.out_h, p.out_w, cb)[3]
             _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
                     (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
-                     frames, T,
-                     C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out, p.dilation,
-                     steps, steps),
-                    dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=fast, **_constants(p)))
+                     frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
+                     p.dilation, steps, steps), constants)
     return out
 
 
