@@ -37,14 +37,19 @@ def test_cuda_tensors_pick_the_triton_backend():
         assert backends.describe(torch.device("cuda"), op) == "triton"
 
 
-@pytest.mark.parametrize("name", list(AGG_CASES))
-def test_agg_matches_reference(triton_agg, name):
-    shape = dict(MODERATE, C=5, HD=1) if name == "float_channels_padded" else MODERATE
+def _check_on_cuda(triton_agg, name, **shape):
+    """A case on CUDA against the float64 reference on the CPU (float32 tolerance 1e-4)."""
     p, vid, weights, flows = agg_case(name, device="cuda", **shape)
     y = gather_shaped(p, vid, weights.shape[-1])
     actual = agg_all(triton_agg, p, vid, weights, flows, y)
     expected = agg_expected(p, vid.cpu(), weights.cpu(), flows.cpu(), y.cpu())
     assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize("name", list(AGG_CASES))
+def test_agg_matches_reference(triton_agg, name):
+    _check_on_cuda(triton_agg, name, **(dict(MODERATE, C=5, HD=1) if name == "float_channels_padded"
+                                        else MODERATE))
 
 
 def test_fast_paths_compile(triton_agg):
@@ -62,20 +67,12 @@ def test_fast_paths_compile(triton_agg):
 def test_general_path_matches_reference(triton_agg, monkeypatch, name):
     """Without the fixed-offset fast paths (the path of pt > 1, and the fallback)."""
     monkeypatch.setattr(triton_agg, "USE_FAST", False)
-    p, vid, weights, flows = agg_case(name, device="cuda", **MODERATE)
-    y = gather_shaped(p, vid, weights.shape[-1])
-    actual = agg_all(triton_agg, p, vid, weights, flows, y)
-    expected = agg_expected(p, vid.cpu(), weights.cpu(), flows.cpu(), y.cpu())
-    assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, 1e-4, 1e-4)
+    _check_on_cuda(triton_agg, name, **MODERATE)
 
 
 def test_many_channels_and_neighbours(triton_agg):
     """Several channel blocks (C > 64) and a long neighbour loop."""
-    p, vid, weights, flows = agg_case("float_ps3", device="cuda", HD=1, T=2, C=80, H=16, W=16, K=12)
-    y = gather_shaped(p, vid, weights.shape[-1])
-    actual = agg_all(triton_agg, p, vid, weights, flows, y)
-    expected = agg_expected(p, vid.cpu(), weights.cpu(), flows.cpu(), y.cpu())
-    assert_all_close({k: v.cpu() for k, v in actual.items()}, expected, 1e-4, 1e-4)
+    _check_on_cuda(triton_agg, "float_ps3", HD=1, T=2, C=80, H=16, W=16, K=12)
 
 
 @pytest.mark.golden

@@ -41,7 +41,8 @@ from ..reference import agg as reference
 from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
                           pair_records_kernel)
-from .launch import channel_block, channels_last, device_guard, fixed_point_scale, tile_blocks
+from .launch import (block_programs, channel_block, channels_last, device_guard, fixed_point_scale,
+                     tile_blocks)
 
 logger = logging.getLogger("stnls")
 
@@ -156,7 +157,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         w, f = _matches(weights, flows, p)
         n_frames = B * HD * T
         n_h, n_w = p.grid
-        bp, bh, bw, _ = tile_blocks(1, p.out_h, p.out_w, cb)
+        bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb)
         constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, **_constants(p))
         fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
                 and _fast_compiles(agg_gather_kernel, constants))
@@ -179,7 +180,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
                     f, w, records.view(torch.int32), records, border, frame0 * n_h * n_w, n_q, T,
                     H, W, n_h, n_w, K, p.stride_in, p.dilation, PS=p.ps,
                     IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, BQ=bq, KP=kp, num_warps=4)
-            programs = tile_blocks(frames, p.out_h, p.out_w, cb)[3]
+            programs = block_programs(frames, p.out_h, p.out_w, bp, bh, bw)
             _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
                     (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
                      frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,

@@ -393,6 +393,52 @@ def agg_gather_kernel(
 
 
 @triton.jit
+def query_block(block, n_frames, T, nH, nW, BQ: tl.constexpr, BH: tl.constexpr,
+                BW: tl.constexpr):
+    """Queries of program ``block`` (:func:`block_rows` on the query grid):
+    ``(bhd, t, i, j, qid, live)`` with ``qid`` global over ``B*HD*Q``."""
+    frame, i, j, live = block_rows(block, n_frames, nH, nW, BQ, BH, BW)
+    return frame // T, (frame % T).to(tl.int32), i, j, (frame * nH + i) * nW + j, live
+
+
+@triton.jit
+def query_neighbour(weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h, out_w,
+                    stride_in, dilation, FIRST: tl.constexpr, PS: tl.constexpr,
+                    IS_FLOAT: tl.constexpr, SUM_K: tl.constexpr):
+    """Neighbour ``k`` of the queries ``qid``: ``(pair, w, anchor_t, anchor_h, anchor_w, ok,
+    sign_h, sign_w, gq, inside, base, fy, fx)``: its weight, anchor (:func:`neighbour_anchor`),
+    the row ``gq`` of the query's frame in the upstream gradient table, and, for a patch
+    inside the frame (``inside``, :func:`interior_corner`), the table row ``base`` of its
+    first source corner and its bilinear fractions."""
+    pair = qid * K + k
+    w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
+    anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
+        flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+    plane = bhd * T if SUM_K else (bhd * K + k) * T
+    gq = (plane + t) * (out_h * out_w)
+    inside, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation, FIRST,
+                                             PS, IS_FLOAT)
+    base = ((bhd * T + anchor_t) * in_h + y0) * in_w + x0
+    return pair, w, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, gq, inside, base, fy, fx
+
+
+@triton.jit
+def element_pair(g, gq, anchor_t, anchor_h, anchor_w, mask, t, i, j, pk, a, b, c, T, in_h, in_w,
+                 out_h, out_w, stride_out, dilation, FIRST: tl.constexpr, C_PAD: tl.constexpr,
+                 PS: tl.constexpr, REFLECT: tl.constexpr, POOLED: tl.constexpr):
+    """Patch element ``(pk, a, b)`` of the pairs in ``mask`` with the full geometry: its
+    source ``(st, sy, sx, valid, flip_y, flip_x)`` (:func:`source_pixel`) and the upstream
+    gradient ``[rows, CB]`` at its destination (0 where not ``valid``)."""
+    dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out, dilation,
+                                       FIRST, PS, POOLED)
+    st, sy, sx, valid, flip_y, flip_x = source_pixel(
+        anchor_t, anchor_h, anchor_w, mask & ok_d, pk, dilation * (a + FIRST),
+        dilation * (b + FIRST), T, in_h, in_w, REFLECT)
+    grad_out = load_rows(g, gq + ((dest_t - t) * out_h + rh) * out_w + rw, valid, c, C_PAD)
+    return st, sy, sx, valid, flip_y, flip_x, grad_out
+
+
+@triton.jit
 def scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, mask, bhd, t, i, j, c,
                      T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST: tl.constexpr,
                      C_PAD: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
@@ -404,13 +450,10 @@ def scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, mask, 
     for pk in tl.static_range(PT):
         for a in range(PS):
             for b in range(PS):
-                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
-                                                   dilation, FIRST, PS, POOLED)
-                st, sy, sx, valid, _, _ = source_pixel(
-                    anchor_t, anchor_h, anchor_w, mask & ok_d, pk, dilation * (a + FIRST),
-                    dilation * (b + FIRST), T, in_h, in_w, REFLECT)
-                value = w[:, None] * load_rows(g, gq + ((dest_t - t) * out_h + rh) * out_w + rw,
-                                               valid, c, C_PAD)
+                st, sy, sx, valid, _, _, grad_out = element_pair(
+                    g, gq, anchor_t, anchor_h, anchor_w, mask, t, i, j, pk, a, b, c, T, in_h,
+                    in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, REFLECT, POOLED)
+                value = w[:, None] * grad_out
                 frame = (bhd * T + st) * in_h
                 if IS_FLOAT:
                     y0, y1, wy0, wy1, _, _ = bilinear_axis(sy, valid, in_h)
@@ -463,24 +506,15 @@ def agg_scatter_kernel(
     in tiles that hold one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
+    bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
-    bhd = frame // T
-    t = (frame % T).to(tl.int32)
-    qid = (frame * nH + i) * nW + j
     scale = tl.load(scale_ptr)
     rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
     for k in range(K):
-        pair = qid * K + k
-        w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
-        anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
-            flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
-        plane = bhd * T if SUM_K else (bhd * K + k) * T
-        gq = (plane + t) * (out_h * out_w)
+        pair, w, anchor_t, anchor_h, anchor_w, ok, _, _, gq, inside, base, fy, fx = query_neighbour(
+            weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h, out_w, stride_in,
+            dilation, FIRST, PS, IS_FLOAT, SUM_K)
         if FAST:
-            inside, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
-                                                     FIRST, PS, IS_FLOAT)
-            base = ((bhd * T + anchor_t) * in_h + y0) * in_w + x0
             if MERGE:
                 for ga in range(PS + 1):
                     for gb in range(PS + 1):
@@ -541,13 +575,9 @@ def pair_grad_elements(g, vid, gq, anchor_t, anchor_h, anchor_w, mask, sign_h, s
     for pk in tl.static_range(PT):
         for a in range(PS):
             for b in range(PS):
-                dest_t, rh, rw, ok_d = destination(t, i, j, pk, a, b, T, out_h, out_w, stride_out,
-                                                   dilation, FIRST, PS, POOLED)
-                st, sy, sx, valid, flip_y, flip_x = source_pixel(
-                    anchor_t, anchor_h, anchor_w, mask & ok_d, pk, dilation * (a + FIRST),
-                    dilation * (b + FIRST), T, in_h, in_w, REFLECT)
-                grad_out = load_rows(g, gq + ((dest_t - t) * out_h + rh) * out_w + rw, valid, c,
-                                     C_PAD)
+                st, sy, sx, valid, flip_y, flip_x, grad_out = element_pair(
+                    g, gq, anchor_t, anchor_h, anchor_w, mask, t, i, j, pk, a, b, c, T, in_h,
+                    in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, REFLECT, POOLED)
                 if FLOWS:
                     value, d_dy, d_dx = sample_with_gradient(vid, bhd, st, sy, sx, valid, c, T,
                                                              in_h, in_w, C_PAD)
@@ -578,22 +608,13 @@ def agg_pair_grads_kernel(
     the others go element by element with the full geometry, only in tiles holding one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    frame, i, j, live = block_rows(tl.program_id(0), n_frames, nH, nW, BQ, BH, BW)
-    bhd = frame // T
-    t = (frame % T).to(tl.int32)
-    qid = (frame * nH + i) * nW + j
+    bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
     rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
     for k in range(K):
-        pair = qid * K + k
-        w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
-        anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
-            flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
-        plane = bhd * T if SUM_K else (bhd * K + k) * T
-        gq = (plane + t) * (out_h * out_w)
+        (pair, w, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, gq, inside, base, fy,
+         fx) = query_neighbour(weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h,
+                               out_w, stride_in, dilation, FIRST, PS, IS_FLOAT, SUM_K)
         if FAST:
-            inside, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
-                                                     FIRST, PS, IS_FLOAT)
-            base = ((bhd * T + anchor_t) * in_h + y0) * in_w + x0
             border = ok & ~inside
             any_border = tl.max(border.to(tl.int32), 0) > 0
         total_w = tl.zeros([BQ], dtype=tl.float32)

@@ -62,8 +62,13 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
         bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
         bh = rows // bw
         frames = 1
-    programs = triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
-    return rows, bh, bw, programs
+    return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
+
+
+def block_programs(n_frames: int, H: int, W: int, rows: int, bh: int, bw: int) -> int:
+    """Programs covering ``n_frames`` frames of ``H x W`` with the blocks of :func:`tile_blocks`."""
+    frames = rows // (bh * bw)
+    return triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
 
 
 def elementwise_block(n: int, block: int = 1024) -> int:
