@@ -109,3 +109,15 @@ def test_scatter_stack_must_match(inputs):
         stnls.agg.scatter(stack[:, :, :2], weights, flows, ps=3)
     with pytest.raises(ValueError, match="needs inH and inW"):
         stnls.agg.scatter_add(vid, weights, flows, ps=3, strideIn=2, strideOut=1)
+
+
+def test_op_layer_checks_flows_unless_told_not_to(inputs):
+    """The backward passes call the ops with check_flows=False: their flows were checked."""
+    vid, weights, flows = inputs
+    from stnls.params import AggParams
+    p = AggParams.create(3, 1, 1, 6, 5, sum_k=True)
+    flows[0, 0, 0, 0, 0, 0, 1] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        torch.ops.stnls.agg_gather(vid, weights, flows, *p.as_args())
+    out = torch.ops.stnls.agg_gather(vid, weights, flows, *p.as_args(), False)
+    assert torch.isfinite(out).all()

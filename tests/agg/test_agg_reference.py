@@ -153,3 +153,12 @@ def test_compiles_without_graph_breaks():
     compiled = torch.compile(lambda v, w, f: stnls.agg.wpsum(v, w, f, ps=3), backend="aot_eager",
                              fullgraph=True)
     torch.testing.assert_close(compiled(vid, weights, flows), stnls.agg.wpsum(vid, weights, flows, ps=3))
+
+
+def test_uncovered_pixels_stay_zero():
+    """ps=1 at stride0=3 leaves gaps: nothing lands there and they stay 0 (not 0/0)."""
+    vid, weights, flows = make(H=7, W=7, stride=3, seed=12)
+    out = stnls.agg.gather_add(vid, weights, flows, ps=1, strideIn=3, strideOut=3)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[..., 1, :], torch.zeros_like(out[..., 1, :]))
+    assert out[..., 0, 0].abs().sum() > 0

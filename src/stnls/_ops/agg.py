@@ -1,8 +1,10 @@
 """Ops ``stnls::agg_gather``, ``stnls::agg_scatter`` and ``stnls::agg_pair_grads``.
 
-``agg_gather(vid, weights, flows, *AggParams)`` stacks (or, with ``sum_k``,
-sums) the weighted neighbour patches of every query into videos normalised by
-their coverage; ``agg_scatter`` is its exact adjoint in the video; and
+``agg_gather(vid, weights, flows, *AggParams, check_flows=True)`` stacks (or,
+with ``sum_k``, sums) the weighted neighbour patches of every query into videos
+normalised by their coverage; ``agg_scatter`` is its exact adjoint in the video
+(same arguments); ``check_flows`` refuses non-finite real offsets (the backward
+passes, whose offsets were checked by the forward, skip it); and
 ``agg_pair_grads(y, vid, ...)`` differentiates ``<y, agg_gather(vid, ...)>`` by
 the weights and the offsets. Each op's backward is made of the other two.
 Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
@@ -10,6 +12,8 @@ Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -20,6 +24,7 @@ from ..utils.checks import check_finite
 from .schema import params_schema
 
 _PARAMS = params_schema(AggParams)
+_N_PARAMS = len(dataclasses.fields(AggParams))
 
 
 def gathered_shape(B: int, HD: int, T: int, C: int, K: int, p: AggParams) -> tuple[int, ...]:
@@ -72,26 +77,42 @@ def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggPar
     return p
 
 
-def _backend(first: Tensor, flows: Tensor, op: str):
-    if flows.is_floating_point():
+def _run(op: str, first: Tensor, flows: Tensor, check_flows: bool, *args) -> Tensor:
+    """Run ``op`` on ``first``'s backend, then (``check_flows``) refuse non-finite ``flows``.
+
+    Every backend masks neighbours whose offsets are not finite (they never index
+    memory), so the check runs after the work is queued: its device sync then
+    waits for the kernels instead of stalling the GPU before them. The ops' own
+    backward passes skip it (their flows were checked by the forward).
+    """
+    out = getattr(backends.choose(first.device, op), op)(*args)
+    if check_flows and flows.is_floating_point():
         check_finite("flows", flows)
-    return getattr(backends.choose(first.device, op), op)
+    return out
 
 
 # -- gather and scatter --------------------------------------------------------------------------
 
 
-def _gather(vid, weights, flows, *params):
+def _split(params_and_check) -> tuple[tuple, bool]:
+    """The parameter fields and ``check_flows`` (True when the caller left it out)."""
+    check = params_and_check[_N_PARAMS] if len(params_and_check) > _N_PARAMS else True
+    return params_and_check[:_N_PARAMS], bool(check)
+
+
+def _gather(vid, weights, flows, *params_and_check):
+    params, check_flows = _split(params_and_check)
     p = _gather_params(vid, weights, flows, params)
-    return _backend(vid, flows, "agg_gather")(vid, weights, flows, p)
+    return _run("agg_gather", vid, flows, check_flows, vid, weights, flows, p)
 
 
-def _scatter(y, weights, flows, *params):
+def _scatter(y, weights, flows, *params_and_check):
+    params, check_flows = _split(params_and_check)
     p = _scatter_params(y, weights, flows, params)
-    return _backend(y, flows, "agg_scatter")(y, weights, flows, p)
+    return _run("agg_scatter", y, flows, check_flows, y, weights, flows, p)
 
 
-_SIGNATURE = f"Tensor weights, Tensor flows, {_PARAMS}) -> Tensor"
+_SIGNATURE = f"Tensor weights, Tensor flows, {_PARAMS}, bool check_flows=True) -> Tensor"
 agg_gather = torch.library.custom_op("stnls::agg_gather", _gather, mutates_args=(),
                                      schema=f"(Tensor vid, {_SIGNATURE}")
 agg_scatter = torch.library.custom_op("stnls::agg_scatter", _scatter, mutates_args=(),
@@ -99,15 +120,15 @@ agg_scatter = torch.library.custom_op("stnls::agg_scatter", _scatter, mutates_ar
 
 
 @agg_gather.register_fake
-def _gather_fake(vid, weights, flows, *params):
-    p = _gather_params(vid, weights, flows, params)
+def _gather_fake(vid, weights, flows, *params_and_check):
+    p = _gather_params(vid, weights, flows, _split(params_and_check)[0])
     B, HD, T, C = vid.shape[:4]
     return vid.new_empty(gathered_shape(B, HD, T, C, weights.shape[-1], p))
 
 
 @agg_scatter.register_fake
-def _scatter_fake(y, weights, flows, *params):
-    p = _scatter_params(y, weights, flows, params)
+def _scatter_fake(y, weights, flows, *params_and_check):
+    p = _scatter_params(y, weights, flows, _split(params_and_check)[0])
     B, HD, T = weights.shape[:3]
     return y.new_empty((B, HD, T, y.shape[-3], p.in_h, p.in_w))
 
@@ -137,8 +158,8 @@ def _pair_grads_fake(y, vid, weights, flows, want_flows, *params):
 
 
 def _setup(ctx, inputs, output):
-    first, weights, flows, *params = inputs
-    ctx.params = params
+    first, weights, flows, *params_and_check = inputs
+    ctx.params = _split(params_and_check)[0]
     ctx.flows_need_grad = flows.requires_grad
     ctx.save_for_backward(first, weights, flows)
 
@@ -147,18 +168,24 @@ def _offset_grad(ctx, grad_flows):
     return grad_flows if ctx.flows_need_grad else None
 
 
+def _no_grads(ctx) -> tuple:
+    """Gradients of the parameters and of ``check_flows``."""
+    return (None,) * (_N_PARAMS + 1)
+
+
 def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
-    grad_vid = agg_scatter(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
-    return (grad_vid, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
+    grad_vid = (agg_scatter(grad, weights, flows, *ctx.params, False)
+                if ctx.needs_input_grad[0] else None)
+    return (grad_vid, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
 def _scatter_backward(ctx, grad):
     y, weights, flows = ctx.saved_tensors
-    grad_y = agg_gather(grad, weights, flows, *ctx.params) if ctx.needs_input_grad[0] else None
     grad_w, grad_f = agg_pair_grads(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
-    return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + (None,) * len(ctx.params)
+    grad_y = agg_gather(grad, weights, flows, *ctx.params, False) if ctx.needs_input_grad[0] else None
+    return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
 agg_gather.register_autograd(_gather_backward, setup_context=_setup)

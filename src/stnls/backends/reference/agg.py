@@ -48,7 +48,10 @@ def _sizes(vid_shape, weights: Tensor):
 
 
 def coverage(T: int, p: AggParams, dtype, device) -> Tensor:
-    """``[T, out_h, out_w, 1]``: destination pairs per output pixel (see the module doc)."""
+    """``[T, out_h, out_w, 1]``: destination pairs per output pixel (see the module doc).
+
+    Uncovered pixels count 1: nothing is added there, so they stay 0 (no 0/0).
+    """
     if p.pooled:
         return torch.ones(T, p.out_h, p.out_w, 1, dtype=dtype, device=device)
     n_h, n_w = p.grid
@@ -56,7 +59,8 @@ def coverage(T: int, p: AggParams, dtype, device) -> Tensor:
     rows = geo.patch_coverage(p.out_h, p.stride_out, n_h, offsets, device)
     cols = geo.patch_coverage(p.out_w, p.stride_out, n_w, offsets, device)
     frames = geo.patch_coverage(T, 1, T, list(range(p.pt)), device)
-    return (frames[:, None, None] * rows[:, None] * cols[None, :]).to(dtype)[..., None]
+    counts = frames[:, None, None] * rows[:, None] * cols[None, :]
+    return counts.clamp(min=1).to(dtype)[..., None]
 
 
 def _taps(index: Tensor, flows: Tensor, T: int, K: int, p: AggParams, dtype) -> Iterator[Tap]:

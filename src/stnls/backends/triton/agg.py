@@ -1,0 +1,256 @@
+"""Launchers of the Triton aggregation ops (same contract as :mod:`stnls.backends.reference.agg`).
+
+* ``agg_gather`` (``NonLocalGather``, ``NonLocalGatherAdd``/``WeightedPatchSum``,
+  ``PooledPatchSum``): one program per block of output pixels gathers every
+  (query, patch element, neighbour) landing on them and writes the normalised
+  result once. No atomics, so it is deterministic, and with ``sum_k`` no ``K``
+  stack ever exists. Each (query, neighbour) pair is first reduced to a 16-byte
+  record (first source row, bilinear fractions, weight) that the ``ps*ps``
+  pixels it covers read instead of re-evaluating its flow; records are made for a
+  chunk of frames at a time, at most about the output's size.
+* ``agg_scatter`` (the adjoint; the video gradient of the gathers, and
+  ``NonLocalScatter``/``NonLocalScatterAdd``): one program per block of queries
+  pushes ``w * y / coverage`` to the neighbours' source pixels with atomic adds into
+  a float32 channels-last buffer. A pair whose patch lies inside the frame adds at
+  fixed offsets; with real offsets and dilation 1 its bilinear corners merge first
+  (one add per pixel of the ``(ps+1)^2`` grid instead of ``4*ps*ps``). Under
+  ``torch.use_deterministic_algorithms(True)`` the adds are int64 fixed point
+  (bitwise reproducible, see :func:`.launch.fixed_point_scale`).
+* ``agg_pair_grads`` (gradients by the weights and the offsets): one row per
+  (query, neighbour) pair, reduced in registers; no atomics.
+
+The fast paths (records, fixed offsets) need ``pt = 1``; other pairs and other
+``pt`` go element by element with the full geometry. If a fast-path kernel fails to
+compile on the installed Triton, that op falls back to the element-by-element
+kernel (a warning says so; :data:`FALLBACKS` lists them). float64 inputs run the
+reference backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+
+import torch
+import triton
+from torch import Tensor
+
+from ...params import AggParams
+from ..reference import agg as reference
+from . import launch
+from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
+                          pair_records_kernel)
+from .launch import (block_programs, channel_block, channels_last, device_guard, fixed_point_scale,
+                     tile_blocks)
+
+logger = logging.getLogger("stnls")
+
+# Fast-path specialisations that failed to compile here (they run the general kernel):
+# "<kernel>(<constexpr>=<value>, ...)".
+FALLBACKS: set[str] = set()
+# Use the fast paths where they apply (tests switch them off to check the general path).
+USE_FAST = True
+# Largest table row a 32-bit pair record holds.
+_MAX_RECORD_ROW = 2**31 - 1
+
+
+def _specialisation(kernel, constants: dict) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(constants.items()) if k != "FAST")
+    return f"{kernel.fn.__name__}({settings})"
+
+
+def _fast_compiles(kernel, constants: dict) -> bool:
+    """False once the fast variant of this specialisation failed to compile."""
+    return _specialisation(kernel, constants) not in FALLBACKS
+
+
+def _launch(kernel, grid, args, constants) -> None:
+    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn and run (and from
+    then on use, for this specialisation) the general one."""
+    if constants.get("FAST") and not _fast_compiles(kernel, constants):
+        constants = {**constants, "FAST": False}
+    try:
+        kernel[grid](*args, **constants)
+    except Exception as error:  # compilation errors of the installed triton
+        if not constants.get("FAST") or launch.interpreting():
+            raise
+        key = _specialisation(kernel, constants)
+        FALLBACKS.add(key)
+        message = (f"stnls: the fast path of {key} does not compile with triton "
+                   f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
+                   "using the general kernel")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        logger.warning(message)
+        kernel[grid](*args, **{**constants, "FAST": False})
+
+
+@functools.lru_cache(maxsize=64)
+def _coverage(T: int, p: AggParams, device: torch.device) -> Tensor:
+    """``[T, out_h, out_w]`` float32 coverage (the reference's, at least 1)."""
+    return reference.coverage(T, p, torch.float32, device)[..., 0].contiguous()
+
+
+@functools.lru_cache(maxsize=16)
+def _unit(device: torch.device) -> Tensor:
+    """A float32 ``[1]`` one (the scale of the float atomics)."""
+    return torch.ones(1, dtype=torch.float32, device=device)
+
+
+def _geometry(p: AggParams, T: int, K: int) -> tuple:
+    """Scalar kernel arguments from ``T`` to ``dilation`` (same order in every kernel)."""
+    n_h, n_w = p.grid
+    return (T, p.in_h, p.in_w, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
+            p.dilation)
+
+
+def _constants(p: AggParams) -> dict:
+    return dict(PS=p.ps, PT=p.pt, IS_FLOAT=p.itype == "float", REFLECT=p.reflect_bounds,
+                USE_ADJ=p.use_adj, SUM_K=p.sum_k, POOLED=p.pooled, num_warps=launch.NUM_WARPS)
+
+
+def _fast(p: AggParams) -> bool:
+    """Whether the fixed-offset fast paths apply (``pt = 1``)."""
+    return USE_FAST and p.pt == 1
+
+
+def _matches(weights: Tensor, flows: Tensor, p: AggParams) -> tuple[Tensor, Tensor]:
+    """Weights (own dtype) and flows (float32, or int32) as the kernels read them."""
+    flows = flows.float() if p.itype == "float" else flows.to(torch.int32)
+    return weights.contiguous(), flows.contiguous()
+
+
+def _covering_steps(p: AggParams) -> int:
+    """Grid positions per axis whose patch may cover a given output pixel."""
+    return 1 if p.pooled else p.dilation * (p.ps - 1) // p.stride_out + 1
+
+
+def _gradient_table(y: Tensor, T: int, p: AggParams) -> Tensor:
+    """``y / coverage`` as a float32 padded channels-last table (``y`` of the gather's shape)."""
+    C = y.shape[-3]
+    hw = p.out_h * p.out_w
+    cov = _coverage(T, p, y.device).view(T, hw)
+    return channels_last(y.reshape(-1, C, hw), C, hw, torch.float32, cov)
+
+
+def _record_frames(n_frames: int, frame_pairs: int, out_bytes: int) -> int:
+    """Frames per chunk of the gather: their pair records (16 bytes each) take at most
+    about the output's size (at least 32 MiB, at least one frame)."""
+    budget = max(out_bytes, 32 << 20)
+    return max(1, min(n_frames, budget // max(1, 16 * frame_pairs)))
+
+
+def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+    """``out = A vid / coverage``; same contract as :func:`stnls.backends.reference.agg.agg_gather`."""
+    if vid.dtype == torch.float64:
+        return reference.agg_gather(vid, weights, flows, p)
+    B, HD, T, C, H, W = vid.shape
+    K = weights.shape[-1]
+    planes = 1 if p.sum_k else K
+    shape = (B, HD, T, C, p.out_h, p.out_w) if p.sum_k else (B, HD, K, T, C, p.out_h, p.out_w)
+    with device_guard(vid):
+        out = torch.empty(shape, dtype=vid.dtype, device=vid.device)
+        if out.numel() == 0 or K == 0:
+            return out.zero_()
+        cb, c_pad = channel_block(C)
+        table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
+        w, f = _matches(weights, flows, p)
+        n_frames = B * HD * T
+        n_h, n_w = p.grid
+        bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb)
+        constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, **_constants(p))
+        fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
+                and _fast_compiles(agg_gather_kernel, constants))
+        constants["FAST"] = fast
+        frame_pairs = n_h * n_w * K
+        out_bytes = out.numel() * out.element_size()
+        chunk = _record_frames(n_frames, frame_pairs, out_bytes) if fast else n_frames
+        records = torch.empty(chunk * frame_pairs if fast else 1, 4, dtype=torch.float32,
+                              device=vid.device)
+        border = torch.empty(chunk * n_h * n_w if fast else 1, dtype=torch.int32, device=vid.device)
+        steps = _covering_steps(p)
+        cov = _coverage(T, p, vid.device)
+        for frame0 in range(0, n_frames, chunk):
+            frames = min(chunk, n_frames - frame0)
+            if fast:
+                n_q = frames * n_h * n_w
+                kp = triton.next_power_of_2(K)
+                bq = launch.elementwise_block(n_q, max(1, 1024 // kp)) if kp <= 1024 else 1
+                pair_records_kernel[(triton.cdiv(n_q, bq),)](
+                    f, w, records.view(torch.int32), records, border, frame0 * n_h * n_w, n_q, T,
+                    H, W, n_h, n_w, K, p.stride_in, p.dilation, PS=p.ps,
+                    IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, BQ=bq, KP=kp, num_warps=4)
+            programs = block_programs(frames, p.out_h, p.out_w, bp, bh, bw)
+            _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
+                    (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
+                     frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
+                     p.dilation, steps, steps), constants)
+    return out
+
+
+def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+    """``vid = A^T (y / coverage)``; same contract as :func:`stnls.backends.reference.agg.agg_scatter`."""
+    if y.dtype == torch.float64:
+        return reference.agg_scatter(y, weights, flows, p)
+    B, HD, T = weights.shape[:3]
+    K = weights.shape[-1]
+    C = y.shape[-3]
+    fixed_point = torch.are_deterministic_algorithms_enabled()
+    with device_guard(y):
+        cb, c_pad = channel_block(C)
+        if fixed_point:  # int64 adds on wider tiles trip a layout bug of triton 3.6
+            cb = min(cb, 16)
+        n_frames = B * HD * T
+        n_q = n_frames * p.grid[0] * p.grid[1]
+        acc = torch.zeros(n_frames * p.in_h * p.in_w, c_pad,
+                          dtype=torch.int64 if fixed_point else torch.float32, device=y.device)
+        if n_q > 0 and K > 0 and C > 0:
+            g = _gradient_table(y, T, p)
+            w, f = _matches(weights, flows, p)
+            if fixed_point:
+                contributions = n_q * K * p.pt * p.ps * p.ps * 4
+                scale = fixed_point_scale(w.abs().amax().float() * g.abs().amax() * contributions)
+            else:
+                scale = _unit(y.device)
+            bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
+            _launch(agg_scatter_kernel, (programs, c_pad // cb),
+                    (g, w, f, acc, scale, n_frames, *_geometry(p, T, K)),
+                    dict(C_PAD=c_pad, CB=cb, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
+                         MERGE=p.itype == "float" and p.dilation == 1, FIXED_POINT=fixed_point,
+                         **_constants(p)))
+            if fixed_point:
+                acc = acc.double() / scale.double()
+        rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
+        out = torch.empty((B, HD, T, C, p.in_h, p.in_w), dtype=y.dtype, device=y.device)
+        out.copy_(rows)
+    return out
+
+
+def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
+                   p: AggParams) -> tuple[Tensor, Tensor]:
+    """Gradients of ``<y, agg_gather(vid, weights, flows)>`` by the weights and the offsets;
+    same contract as :func:`stnls.backends.reference.agg.agg_pair_grads`."""
+    if vid.dtype == torch.float64 or y.dtype == torch.float64:
+        return reference.agg_pair_grads(y, vid, weights, flows, want_flows, p)
+    B, HD, T, C, H, W = vid.shape
+    K = weights.shape[-1]
+    offsets = want_flows and p.itype == "float"
+    flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
+    with device_guard(vid):
+        n_q = B * HD * T * p.grid[0] * p.grid[1]
+        grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
+        grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
+            n_q * K, 3, dtype=torch.float32, device=vid.device)
+        if C == 0:
+            grad_w.zero_()
+        if n_q > 0 and K > 0 and C > 0:
+            cb, c_pad = channel_block(C)
+            g = _gradient_table(y, T, p)
+            table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
+            w, f = _matches(weights, flows, p)
+            bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
+            _launch(agg_pair_grads_kernel, (programs,),
+                    (g, table, w, f, grad_w, grad_f, B * HD * T, *_geometry(p, T, K), c_pad // cb),
+                    dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
+                         **_constants(p)))
+    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)

@@ -1,0 +1,125 @@
+"""Host-side helpers shared by the aggregation and tiling launchers.
+
+Tile sizes, the device guard, the deterministic (fixed-point) accumulation
+scale and the conversion of channels-first videos into the padded
+channels-last tables that the gather and scatter kernels read and write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+# Largest channel block of a tile: more channels are split over programs (or looped over).
+MAX_CHANNEL_BLOCK = 64
+# Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps.
+TILE_ELEMENTS = 512
+NUM_WARPS = 4
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def device_guard(tensor: Tensor):
+    """Launch on ``tensor``'s GPU (any ``cuda:N``)."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+def channel_block(C: int) -> tuple[int, int]:
+    """``(CB, C_PAD)``: channels per tile (a power of two, at most 64) and the padded channel
+    count of the channels-last tables (a multiple of ``CB``, so rows are aligned)."""
+    cb = min(triton.next_power_of_2(max(C, 1)), MAX_CHANNEL_BLOCK)
+    return cb, triton.cdiv(C, cb) * cb
+
+
+def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, int]:
+    """``(rows, BH, BW, programs)`` of ``[rows, cb]`` tiles over ``n_frames`` frames of
+    ``H x W`` pixels (or queries): each program takes a ``BH x BW`` block of
+    ``rows // (BH * BW)`` frames (see ``block_rows`` in :mod:`.agg_kernels`).
+
+    On a GPU a block is about square and within one frame, with at most
+    ``TILE_ELEMENTS // cb`` rows and at most half the threads of the program. The
+    second bound keeps the per-row index arithmetic in the row layout of the 2-d
+    tile: with more rows than threads Triton computes it one row per thread and moves
+    every per-row value through shared memory (a barrier each) before the tile can
+    use it. Under the interpreter, whose cost is per program rather than per element,
+    a block covers whole frames, up to 4096 rows.
+    """
+    if interpreting():
+        bh, bw = triton.next_power_of_2(max(H, 1)), triton.next_power_of_2(max(W, 1))
+        frames = max(1, min(4096 // (bh * bw), triton.next_power_of_2(max(n_frames, 1))))
+        rows = frames * bh * bw
+    else:
+        rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
+        square = triton.next_power_of_2(max(1, int(rows ** 0.5)))
+        bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
+        bh = rows // bw
+        frames = 1
+    return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
+
+
+def block_programs(n_frames: int, H: int, W: int, rows: int, bh: int, bw: int) -> int:
+    """Programs covering ``n_frames`` frames of ``H x W`` with the blocks of :func:`tile_blocks`."""
+    frames = rows // (bh * bw)
+    return triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
+
+
+def elementwise_block(n: int, block: int = 1024) -> int:
+    """Block of a 1-d elementwise kernel (the interpreter takes up to 65536 per program)."""
+    return min(1 << 16, triton.next_power_of_2(max(n, 1))) if interpreting() else block
+
+
+def fixed_point_scale(bound: Tensor) -> Tensor:
+    """Scale ``[1]`` (float32, on the device) of a deterministic accumulation.
+
+    Values are added as int64 multiples of ``1 / scale``; integer sums do not depend
+    on the order of the atomic adds, so the result is bitwise reproducible. ``bound``
+    bounds the sum of the absolute values of all contributions to any one element;
+    the scale is the largest power of two that keeps it below 2^61.
+    """
+    exponent = torch.floor(61 - torch.log2(bound.float().clamp(min=1e-30))).clamp(-120, 120)
+    return torch.exp2(exponent).reshape(1)
+
+
+@triton.jit
+def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C,
+                         NORMALISE: tl.constexpr, C_PAD: tl.constexpr, CB: tl.constexpr,
+                         BP: tl.constexpr):
+    """``dst[p, c] = src[f, c, s] / cov[f % frames, s]`` for pixel ``p = f * hw + s`` of a
+    channels-first ``[F, C, hw]`` tensor (no division without ``NORMALISE``); channels
+    ``C <= c < C_PAD`` are written as 0."""
+    pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
+    c = tl.program_id(1) * CB + tl.arange(0, CB)
+    live = pix < n_pix
+    frame = pix // hw
+    spot = pix % hw
+    mask = live[:, None] & (c < C)[None, :]
+    value = tl.load(src + (frame * C)[:, None] * hw + c[None, :].to(tl.int64) * hw + spot[:, None],
+                    mask=mask, other=0.0).to(tl.float32)
+    if NORMALISE:
+        value = value / tl.load(cov + (frame % frames) * hw + spot, mask=live, other=1.0)[:, None]
+    tl.store(dst + pix[:, None] * C_PAD + c[None, :], value.to(dst.dtype.element_ty),
+             mask=live[:, None] & (c < C_PAD)[None, :])
+
+
+def channels_last(src: Tensor, C: int, hw: int, dtype: torch.dtype, cov: Tensor | None = None) -> Tensor:
+    """``[F, C, hw]`` channels-first (any contiguous tensor of that layout) as a padded
+    channels-last table ``[F * hw, C_PAD]`` of ``dtype``, divided by ``cov [frames, hw]``
+    (broadcast over ``F``) if given."""
+    src = src.contiguous()
+    n_pix = src.numel() // C
+    cb, c_pad = channel_block(C)
+    dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
+    bp = min(4096, triton.next_power_of_2(max(n_pix, 1))) if interpreting() else 64
+    frames = 1 if cov is None else cov.shape[0]
+    channels_last_kernel[(triton.cdiv(n_pix, bp), c_pad // cb)](
+        src, dst, src if cov is None else cov, n_pix, frames, hw, C, NORMALISE=cov is not None,
+        C_PAD=c_pad, CB=cb, BP=bp, num_warps=NUM_WARPS)
+    return dst
