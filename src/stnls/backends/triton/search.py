@@ -24,8 +24,6 @@ values instead (bitwise-reproducible, see :func:`fixed_point_scales`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 
 import torch
 import triton
@@ -34,6 +32,7 @@ from torch import Tensor
 from ...params import SearchParams
 from ...utils.env import chunk_size
 from ..reference import search as reference
+from .launch import device_guard, interpreting
 from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
                              search_backward_kernel, search_forward_kernel)
 
@@ -47,10 +46,6 @@ PROGRAMS_PER_SM = 8
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
                  "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
                  "anchor_and_remove_ref_frame": SLOT_PIN}
-
-
-def _device_guard(tensor: Tensor):
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _kernel_flows(flows: Tensor, p: SearchParams) -> Tensor:
@@ -114,15 +109,10 @@ def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor, cb: int) 
                 REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj, INTERIOR=p.ws_interior < p.ws)
 
 
-def _interpreting() -> bool:
-    """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def _block(items: int, block: int) -> int:
     """Tile size: ``block`` on a GPU; under the interpreter, whose cost is per
     program rather than per element, one tile covering up to 4096 items."""
-    return min(4096, triton.next_power_of_2(max(items, 1))) if _interpreting() else block
+    return min(4096, triton.next_power_of_2(max(items, 1))) if interpreting() else block
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -160,7 +150,7 @@ def region_plan(p: SearchParams) -> dict | None:
 
 def _programs(tiles: int, device: torch.device) -> int:
     """Programs of a staged-region launch: a few per multiprocessor (each loops over tiles)."""
-    if _interpreting():
+    if interpreting():
         return min(tiles, 2)
     return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * PROGRAMS_PER_SM)
 
@@ -186,7 +176,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         scratch = torch.empty(rows * vid0c.shape[-1], dtype=torch.float32, device=dists.device)
         scratch_ok = torch.empty(rows, dtype=torch.int8, device=dists.device)
         # staged in chunks of about 8 values per thread and read
-        chunk = plan["RR"] if _interpreting() else max(1, min(plan["RR"], 256 * warps // (bq * cb)))
+        chunk = plan["RR"] if interpreting() else max(1, min(plan["RR"], 256 * warps // (bq * cb)))
         region = dict(REGION=True, RC=chunk, **plan)
     search_forward_kernel[(programs,)](
         vid0c, vid1c, flows_k, stride1, dists, inds, scratch, scratch_ok, q_start, n_queries,
@@ -205,7 +195,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     inds_dtype = torch.int32 if p.itype == "int" else torch.float32
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
-    with _device_guard(vid0):
+    with device_guard(vid0):
         width = channel_block(L.C, vid0.dtype, region_plan(p) is not None)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
@@ -289,7 +279,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
     fixed_point = torch.are_deterministic_algorithms_enabled()
     acc_dtype = torch.int64 if fixed_point else torch.float32
     pairs = total * K
-    with _device_guard(vid0):
+    with device_guard(vid0):
         width = channel_block(L.C, vid0.dtype, whole_pixel=True)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
