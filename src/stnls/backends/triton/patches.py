@@ -92,14 +92,19 @@ def corner(y, x, kH, kW, mask):
 
 
 @triton.jit
+def frame_start(bhd, t, T, plane):
+    """Pixel index of the first pixel of frame ``t`` (clamped: always safe to read) of ``bhd``."""
+    return (bhd * T + tl.minimum(tl.maximum(t, 0), T - 1)).to(tl.int64) * plane
+
+
+@triton.jit
 def query_walk_step(bhd, t, query_h, query_w, pk, dy, dx, T, qH, qW, REFLECT: tl.constexpr):
     """Pixel index in vid0 of one query patch pixel, and whether it is inside."""
     query_t = reflect(t + pk, T)
     qy, qy_ok, _ = pixel(query_h + dy, qH, REFLECT)
     qx, qx_ok, _ = pixel(query_w + dx, qW, REFLECT)
-    query_frame = (bhd * T + tl.minimum(tl.maximum(query_t, 0), T - 1)).to(tl.int64) * (qH * qW)
-    query_pixel = query_frame + tl.minimum(tl.maximum(qy, 0), qH - 1) * qW + tl.minimum(tl.maximum(qx, 0), qW - 1)
-    return query_pixel, in_range(query_t, T) & qy_ok & qx_ok
+    offset, _ = corner(qy, qx, qH, qW, qy_ok)
+    return frame_start(bhd, query_t, T, qH * qW) + offset, in_range(query_t, T) & qy_ok & qx_ok
 
 
 @triton.jit
@@ -127,8 +132,7 @@ def key_walk_step(bhd, frame, rows, cols, pk, dy, dx, T, kH, kW, REFLECT: tl.con
     key_t = reflect(frame + pk, T)
     ky, ky_ok, sign_y = pixel(rows + dy, kH, REFLECT)
     kx, kx_ok, sign_x = pixel(cols + dx, kW, REFLECT)
-    key_frame = (bhd * T + tl.minimum(tl.maximum(key_t, 0), T - 1)).to(tl.int64) * (kH * kW)
-    return key_frame, ky, kx, in_range(key_t, T) & ky_ok & kx_ok, sign_y, sign_x
+    return frame_start(bhd, key_t, T, kH * kW), ky, kx, in_range(key_t, T) & ky_ok & kx_ok, sign_y, sign_x
 
 
 @triton.jit
