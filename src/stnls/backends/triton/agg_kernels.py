@@ -371,7 +371,8 @@ def agg_gather_kernel(
                         w = tl.load(rec_f + record + 3, mask=fast, other=0.0)
                         fy = tl.load(rec_f + record + 1, mask=fast, other=0.0)
                         fx = tl.load(rec_f + record + 2, mask=fast, other=0.0)
-                        row = tl.where(fast, code + offset, 0).to(tl.int64)
+                        # (not tl.where(fast, ...): Triton 3.6 fails to compile that here)
+                        row = (tl.maximum(code, 0) + offset).to(tl.int64)
                         acc += w[:, None] * interpolate(vid, row, in_w, fy, fx, fast, c, C_PAD,
                                                         IS_FLOAT)
                         if any_border:
