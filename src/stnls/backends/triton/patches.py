@@ -219,6 +219,16 @@ def read_key(video, key_frame, o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1,
 
 
 @triton.jit
+def block_distance(query, key, L2: tl.constexpr):
+    """Distance of channel blocks ``[..., CB]`` summed over the block: l2 or prod."""
+    if L2:
+        diff = key - query
+        return tl.sum(diff * diff, -1)
+    else:
+        return tl.sum(query * key, -1)
+
+
+@triton.jit
 def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
                    T, qH, qW, kH, kW, dilation, CP: tl.constexpr, CB: tl.constexpr,
                    PS: tl.constexpr, PT: tl.constexpr, USE_ADJ: tl.constexpr,
@@ -247,11 +257,7 @@ def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live
                     query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
                     key = read_key(vid1, key_frame, o00, o01, o10, o11, m00, m01, m10, m11,
                                    wy0, wy1, wx0, wx1, c0, CP, CB, IS_FLOAT)
-                    if L2:
-                        diff = key - query
-                        pixel_sum += tl.sum(diff * diff, -1)
-                    else:
-                        pixel_sum += tl.sum(query * key, -1)
+                    pixel_sum += block_distance(query, key, L2)
                 dist += tl.where(valid, pixel_sum, 0.0)
     return dist
 
@@ -312,10 +318,6 @@ def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, qu
                 c0 = block * CB
                 query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
                 key = load_block(scratch, region_pixel, live, c0, CP, CB)
-                if L2:
-                    diff = key - query
-                    pixel_sum += tl.sum(diff * diff, -1)
-                else:
-                    pixel_sum += tl.sum(query * key, -1)
+                pixel_sum += block_distance(query, key, L2)
             dist += tl.where(valid, pixel_sum, 0.0)
     return dist
