@@ -93,3 +93,25 @@ def test_normalize_bwd_divides_by_patch_coverage():
     key_count = _coverage(H, 1, ps)[:, None] * _coverage(W, 1, ps)[None, :]
     torch.testing.assert_close(normalised[0], grads[0] / query_count)
     torch.testing.assert_close(normalised[1], grads[1] / key_count)
+
+
+@pytest.mark.parametrize("used", ["dists", "inds"])
+def test_backward_through_one_output(used):
+    """Backpropagating one output only: the other output's gradient counts as zero."""
+    p = dict(BASE, ps=3, stride1=0.5)
+    vid0 = torch.randn(1, 3, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    vid1 = torch.randn(1, 3, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    flows = (torch.rand(1, 3, 2, 2, 5, 6, dtype=torch.float64) * 2 - 1).requires_grad_()
+    dists, inds = stnls.search.nls(vid0, vid1, flows, **p)
+    weight = torch.randn(dists.shape if used == "dists" else inds.shape, dtype=torch.float64)
+    chosen, other = (dists, inds) if used == "dists" else (inds, dists)
+    (chosen * weight).sum().backward()
+    actual = [t.grad for t in (vid0, vid1, flows)]
+    for t in (vid0, vid1, flows):
+        t.grad = None
+    dists, inds = stnls.search.nls(vid0, vid1, flows, **p)
+    chosen, other = (dists, inds) if used == "dists" else (inds, dists)
+    torch.autograd.backward([chosen, other], [weight, torch.zeros_like(other)])
+    for a, e in zip(actual, (vid0.grad, vid1.grad, flows.grad)):
+        torch.testing.assert_close(a, e)
+    assert actual[2].abs().sum() > 0

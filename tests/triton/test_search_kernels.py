@@ -64,6 +64,23 @@ def test_backward_matches_reference(name):
         assert expected[2].abs().sum() > 0  # the flow gradient path was exercised
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_backward_broadcast_index_gradient(value):
+    """A broadcast ``grad_inds`` (what autograd passes when the indices get no gradient)
+    is read as its one value, with the same result as the dense tensor."""
+    p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)
+    vid0, vid1, flows = search_inputs(p, H=5, W=5)
+    dists, inds = reference.non_local_search(vid0, vid1, flows, p)
+    grad_dists = torch.randn(dists.shape, generator=torch.Generator().manual_seed(0))
+    broadcast = torch.full((), value).expand(inds.shape)
+    expected = reference.non_local_search_backward(grad_dists, broadcast.contiguous(), vid0, vid1,
+                                                   flows, inds, True, p)
+    actual = triton_search.non_local_search_backward(grad_dists, broadcast, vid0, vid1, flows,
+                                                     inds, True, p)
+    for e, a in zip(expected, actual):
+        torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4)
+
+
 def test_backward_deterministic_fixed_point():
     """Deterministic mode: int64 fixed-point sums, identical across runs, close to float."""
     p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)

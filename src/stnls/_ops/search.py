@@ -90,12 +90,17 @@ def _setup_context(ctx, inputs, output):
     ctx.params = params
     ctx.flows_need_grad = flows.requires_grad
     ctx.save_for_backward(vid0, vid1, flows, output[1])
+    # an unused output's gradient stays None instead of a zero tensor of its size
+    # (the indices alone can be several times the videos)
+    ctx.set_materialize_grads(False)
 
 
 def _autograd(ctx, grad_dists, grad_inds):
     vid0, vid1, flows, inds = ctx.saved_tensors
+    if grad_dists is None:
+        grad_dists = vid0.new_zeros(inds.shape[:-1])
     if grad_inds is None or not grad_inds.is_floating_point():
-        # a zero of inds' shape that takes no memory (inds can be as large as the videos x K)
+        # a broadcast zero, which takes no memory and which backends need not copy
         grad_inds = grad_dists.new_zeros(()).expand(inds.shape)
     grads = non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds,
                                       ctx.flows_need_grad, *ctx.params)

@@ -264,6 +264,17 @@ def backward_tile(neighbours: int, cb: int, p: SearchParams) -> tuple[int, int]:
     return bq, _clamp(bq * neighbours * cb // 1024, 4, 16)
 
 
+def _index_gradient(grad_inds: Tensor, want_flows: bool, total: int, K_full: int) -> tuple[Tensor, int]:
+    """``grad_inds`` as the backward kernel reads it, ``[total, K_full, 3]`` float32, and its
+    step: 1, or 0 where it is one broadcast value (autograd's zero when the indices
+    get no gradient), passed as one element instead of a copy of the indices' size."""
+    if want_flows and any(stride != 0 for stride in grad_inds.stride()):
+        return grad_inds.reshape(total, K_full, 3).float().contiguous(), 1
+    if want_flows and grad_inds.numel() > 0:
+        return grad_inds.reshape(-1)[:1].float().view(1, 1, 1), 0
+    return torch.zeros(1, 1, 1, device=grad_inds.device), 0  # never read
+
+
 def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1: Tensor,
                               flows: Tensor, inds: Tensor, flows_need_grad: bool,
                               p: SearchParams) -> tuple[Tensor, Tensor, Tensor]:
@@ -284,10 +295,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         grad_dists_c = grad_dists.reshape(total, K_full).contiguous()
-        if want_flows:
-            grad_inds_c = grad_inds.reshape(total, K_full, 3).float().contiguous()
-        else:  # never read
-            grad_inds_c = torch.zeros(1, 1, 3, device=vid0.device)
+        grad_inds_c, grad_inds_step = _index_gradient(grad_inds, want_flows, total, K_full)
         inds_c = inds.reshape(total, K_full, 3).contiguous()
         grad0 = torch.zeros(vid0c.shape, dtype=acc_dtype, device=vid0.device)
         grad1 = torch.zeros(vid1c.shape, dtype=acc_dtype, device=vid0.device)
@@ -303,7 +311,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         if pairs > 0:
             search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
-                scales, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW, L.kH, L.kW,
+                scales, grad_inds_step, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW, L.kH, L.kW,
                 L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
                 CP=vid0c.shape[-1], CB=width, W_T=p.window_frames, PS=p.ps, PT=p.pt,
                 IS_FLOAT=p.itype == "float",

@@ -399,7 +399,7 @@ def corner_add(grad, pixel, mask, value, corner_weight, c0, scale, CP: tl.conste
 @triton.jit
 def search_backward_kernel(
         grad_dists, grad_inds, inds, vid0, vid1, flows, grad0, grad1, grad_flows, scales,
-        total, K_full, K_agg, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
+        grad_inds_step, total, K_full, K_agg, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, off_Hq, off_Wq, dilation,
         CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, PS: tl.constexpr,
         PT: tl.constexpr, IS_FLOAT: tl.constexpr,
@@ -413,6 +413,7 @@ def search_backward_kernel(
     add per neighbour. With ``FLOWS``, ``grad_flows`` gets the gradient of the
     candidate position chained through the search centre (plus ``grad_inds``).
     With ``FIXED_POINT`` the buffers are int64 in units of ``1 / scales[i]``.
+    ``grad_inds_step`` is 1, or 0 for a broadcast ``grad_inds`` of one element.
     """
     qid = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
     neighbour = tl.arange(0, KK)[None, :]
@@ -493,8 +494,10 @@ def search_backward_kernel(
         flow_y = tl.load(flows + address + nH * nW, mask=has_flow, other=0)
         sign_h = tl.where(in_range(key_h.to(tl.float32) + flow_y, kH), 1.0, -1.0)
         sign_w = tl.where(in_range(key_w.to(tl.float32) + flow_x, kW), 1.0, -1.0)
-        grad_ind_h = tl.load(grad_inds + entry * 3 + 1, mask=has_flow, other=0).to(tl.float32)
-        grad_ind_w = tl.load(grad_inds + entry * 3 + 2, mask=has_flow, other=0).to(tl.float32)
+        grad_ind_h = tl.load(grad_inds + (entry * 3 + 1) * grad_inds_step, mask=has_flow,
+                             other=0).to(tl.float32)
+        grad_ind_w = tl.load(grad_inds + (entry * 3 + 2) * grad_inds_step, mask=has_flow,
+                             other=0).to(tl.float32)
         scale2 = tl.load(scales + 2)
         accumulate(grad_flows + address + nH * nW, sign_h * (grad_h + grad_ind_h), has_flow, scale2, FIXED_POINT)
         accumulate(grad_flows + address, sign_w * (grad_w + grad_ind_w), has_flow, scale2, FIXED_POINT)
