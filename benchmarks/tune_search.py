@@ -1,7 +1,8 @@
 """Sweep the Triton search's tile shapes on the BENCHMARKS.md configs (CUDA only).
 
 For each config and each candidate ``(BQ, num_warps)`` of the forward (and of
-the backward), the median time of ``triton.testing.do_bench``; prints one
+the backward), the median time of ``triton.testing.do_bench`` (the forward
+under the launcher's register cap, and its default tile once without it); prints one
 table per pass and writes JSON. The launcher's :func:`forward_tile` and
 :func:`backward_tile` are what the sweep overrides; their defaults should be
 the winners.
@@ -51,6 +52,13 @@ def sweep(name: str, max_values: int) -> dict:
                 result["forward"][f"{bq}x{warps}"] = _time(lambda: search(vid0, vid1, flows))
     finally:
         launcher.forward_tile = default_fwd
+    cap = launcher.FORWARD_MAX_REGISTERS
+    launcher.FORWARD_MAX_REGISTERS = None  # the default tile at the compiler's register choice
+    try:
+        with torch.no_grad():
+            result["forward_uncapped"] = _time(lambda: search(vid0, vid1, flows))
+    finally:
+        launcher.FORWARD_MAX_REGISTERS = cap
     if staged:  # the same default tile without staging
         launcher.USE_REGION = False
         try:
@@ -97,6 +105,8 @@ def main() -> None:
             best = min(r[kind], key=r[kind].get)
             cells = "  ".join(f"{tile}:{ms:.3f}" for tile, ms in r[kind].items())
             print(f"[{name}] {kind} best {best} ({r[kind][best]:.3f} ms)  {cells}", flush=True)
+        print(f"[{name}] forward, default tile without the register cap: "
+              f"{r['forward_uncapped']:.3f} ms")
         if "forward_unstaged" in r:
             print(f"[{name}] forward without staging, default tile: {r['forward_unstaged']:.3f} ms")
 

@@ -102,6 +102,7 @@ REGION_CASES = {
     "stride1_2": dict(ws=3, wt=1, k=4, ps=3, stride1=2),
     "dilation_2_no_reflect": dict(ws=3, wt=1, k=4, ps=3, dilation=2, reflect_bounds=False),
     "stride0_2_prod_all": dict(ws=3, wt=1, k=-1, ps=3, stride0=2, dist_type="prod"),
+    "prod_no_reflect": dict(ws=3, wt=1, k=4, ps=3, dist_type="prod", reflect_bounds=False),
 }
 
 

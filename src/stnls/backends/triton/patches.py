@@ -219,13 +219,19 @@ def read_key(video, key_frame, o00, o01, o10, o11, m00, m01, m10, m11, wy0, wy1,
 
 
 @triton.jit
-def block_distance(query, key, L2: tl.constexpr):
-    """Distance of channel blocks ``[..., CB]`` summed over the block: l2 or prod."""
+def block_terms(query, key, L2: tl.constexpr):
+    """Per-channel distance terms of channel blocks ``[..., CB]``: l2 or prod."""
     if L2:
         diff = key - query
-        return tl.sum(diff * diff, -1)
+        return diff * diff
     else:
-        return tl.sum(query * key, -1)
+        return query * key
+
+
+@triton.jit
+def block_distance(query, key, L2: tl.constexpr):
+    """Distance of channel blocks ``[..., CB]`` summed over the block: l2 or prod."""
+    return tl.sum(block_terms(query, key, L2), -1)
 
 
 @triton.jit
@@ -302,10 +308,11 @@ def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, qu
 
     Window candidate ``(i, j)``'s patch pixel ``(py, px)`` is region position
     ``(i * SU + py * dilation, j * SU + px * dilation)`` (``SU = stride1``). Query arguments are ``[BQ, 1]``,
-    ``i, j`` are ``[1, WW]``.
+    ``i, j`` are ``[1, WW]``. Terms are summed per channel lane and reduced over the
+    lanes once at the end (the lanes of a pixel span several threads).
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    dist = (i + region_first * 0).to(tl.float32) * 0.0
+    terms = tl.expand_dims((i + region_first * 0).to(tl.float32) * 0.0, -1) + tl.zeros([CB], tl.float32)
     for py in range(PS):
         for px in range(PS):
             query_pixel, query_ok = query_walk_step(bhd, t, query_h, query_w, 0,
@@ -313,11 +320,12 @@ def region_distance(vid0, scratch, scratch_ok, region_first, bhd, t, query_h, qu
                                                     dilation * (FIRST + px), T, qH, qW, REFLECT)
             region_pixel = region_first + (i * SU + py * dilation) * R + (j * SU + px * dilation)
             valid = live & query_ok & (tl.load(scratch_ok + region_pixel, mask=live, other=0) != 0)
-            pixel_sum = dist * 0.0
             for block in range(CP // CB):
                 c0 = block * CB
                 query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
                 key = load_block(scratch, region_pixel, live, c0, CP, CB)
-                pixel_sum += block_distance(query, key, L2)
-            dist += tl.where(valid, pixel_sum, 0.0)
-    return dist
+                if L2:  # prod terms are 0 already: out-of-frame keys are staged as 0
+                    terms += tl.where(tl.expand_dims(valid, -1), block_terms(query, key, L2), 0.0)
+                else:
+                    terms += block_terms(query, key, L2)
+    return tl.sum(terms, -1)

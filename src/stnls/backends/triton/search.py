@@ -42,6 +42,10 @@ MAX_KEPT = 128
 # many programs per multiprocessor a staged launch runs.
 USE_REGION = True
 PROGRAMS_PER_SM = 8
+# Register cap per thread of the forward kernel (None: the compiler's choice). At 128 a
+# multiprocessor holds 16 warps (four 4-warp programs); on an H200 this beat the
+# compiler's choice on every config of the sweep (benchmarks/tune_search.py).
+FORWARD_MAX_REGISTERS: int | None = 128
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
                  "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
@@ -121,11 +125,10 @@ def _clamp(value: int, low: int, high: int) -> int:
 
 def forward_tile(window: int, cb: int, staged: bool) -> tuple[int, int]:
     """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
-    ``benchmarks/tune_search.py``'s sweep on an H200): 32 values per thread with
-    staged regions, 16 otherwise."""
+    ``benchmarks/tune_search.py``'s sweep on an H200): one query per program with
+    staged regions (up to 32 values per thread), 16 values per thread otherwise."""
     if staged:
-        bq = _clamp(16384 // (window * cb), 1, 16)
-        return bq, _clamp(bq * window * cb // 1024, 4, 16)
+        return 1, _clamp(window * cb // 1024, 4, 16)
     bq = _clamp(512 // window, 1, 16)
     return bq, _clamp(bq * window * cb // 512, 4, 16)
 
@@ -153,6 +156,11 @@ def _programs(tiles: int, device: torch.device) -> int:
     if interpreting():
         return min(tiles, 2)
     return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * PROGRAMS_PER_SM)
+
+
+def _register_cap() -> dict:
+    cap = FORWARD_MAX_REGISTERS
+    return {} if cap is None or interpreting() else {"maxnreg": cap}
 
 
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
@@ -183,7 +191,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=window,
-        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps)
+        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps, **_register_cap())
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
