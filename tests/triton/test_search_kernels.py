@@ -64,6 +64,27 @@ def test_backward_matches_reference(name):
         assert expected[2].abs().sum() > 0  # the flow gradient path was exercised
 
 
+INTERIOR_CASES = {
+    "int": dict(ws=3, wt=1, k=4, ps=3, itype="int"),
+    "bilinear_prod": dict(ws=3, wt=1, k=4, ps=3, stride1=0.5, dist_type="prod"),
+    "staged_region": dict(ws=3, wt=1, k=4, ps=3, stride1=1),
+}
+
+
+@pytest.mark.parametrize("name", list(INTERIOR_CASES))
+def test_interior_tiles_match_reference(name):
+    """Every query patch and candidate patch inside its frame, so that the tile takes the
+    reads without per-pixel checks: queries offset by 2 into a twice larger vid0, flows
+    that centre every window at (2.25, 2.25) of a 6x6 vid1."""
+    p = SearchParams.create(**INTERIOR_CASES[name], off_Hq=2, off_Wq=2, strideQ=1)
+    vid0, vid1, flows = search_inputs(p, T=3, C=3, H=6, W=6, query_scale=2, full_flows=True)
+    position = torch.arange(6, dtype=torch.float32)
+    flows[..., 0, :, :] = 2.25 - position[None, :]  # dx
+    flows[..., 1, :, :] = 2.25 - position[:, None]  # dy
+    assert_search_close(reference.non_local_search(vid0, vid1, flows, p),
+                        triton_search.non_local_search(vid0, vid1, flows, p))
+
+
 @pytest.mark.parametrize("value", [0.0, 0.5])
 def test_backward_broadcast_index_gradient(value):
     """A broadcast ``grad_inds`` (what autograd passes when the indices get no gradient)

@@ -16,8 +16,9 @@ import triton.language as tl
 
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
 from .patches import (bilinear_mix, candidate_position, channel_block, decode_queries, flow_address,
-                      key_corners, load_block, patch_distance, patch_walk_step, read_corner_blocks,
-                      region_distance, search_window, slot_anchor, stage_region)
+                      interior_patch_distance, key_corners, load_block, patch_distance,
+                      patch_walk_step, patches_inside, read_corner_blocks, region_distance,
+                      region_inside, search_window, slot_anchor, stage_region)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
 EXCLUDED = tl.constexpr(2147483647)
@@ -297,22 +298,38 @@ def search_tile(
         else:
             swap_a, swap_b = zero - 1, zero - 1
         valid = written & in_range(rows, kH) & in_range(cols, kW)
+        lane_ok = live[:, None] & valid
         if REGION:
             region_first = (tl.program_id(0) * BQ + tl.arange(0, BQ)).to(tl.int64) * RR
             first = dilation * (0 if USE_ADJ else -(PS // 2))
-            stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame,
-                         candidate_position(anchor_h, off_h, 0, step, IS_FLOAT) + first,
-                         candidate_position(anchor_w, off_w, 0, step, IS_FLOAT) + first,
+            origin_h = candidate_position(anchor_h, off_h, 0, step, IS_FLOAT) + first
+            origin_w = candidate_position(anchor_w, off_w, 0, step, IS_FLOAT) + first
+            stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame, origin_h, origin_w,
                          T, kH, kW, CP, CB, R, RR, RC, REFLECT, IS_FLOAT)
             tl.debug_barrier()
-            d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
-                                t[:, None], query_h, query_w, i, j, live[:, None] & valid, T, qH,
-                                qW, dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2)
+            if region_inside(origin_h, origin_w, query_h, query_w, live, qH, qW, kH, kW, dilation,
+                             PS, R, USE_ADJ):
+                d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
+                                    t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
+                                    dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, False)
+            else:
+                d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
+                                    t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
+                                    dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, True)
             tl.debug_barrier()  # the next slot overwrites the region
         else:
-            d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
-                               frame[:, None], rows, cols, live[:, None] & valid, T, qH, qW, kH,
-                               kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+            interior = False
+            if PT == 1:  # temporal patches always take the checked reads
+                interior = patches_inside(query_h, query_w, rows, cols, lane_ok, qH, qW, kH, kW,
+                                          dilation, PS, USE_ADJ, IS_FLOAT)
+            if interior:
+                d = interior_patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
+                                            frame[:, None], rows, cols, lane_ok, T, qH, qW, kH, kW,
+                                            dilation, CP, CB, PS, USE_ADJ, IS_FLOAT, L2)
+            else:
+                d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
+                                   frame[:, None], rows, cols, lane_ok, T, qH, qW, kH,
+                                   kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
         if not L2:
             d = -d
         d = tl.where(valid, d, float("inf"))
