@@ -65,16 +65,15 @@ def test_backward_matches_reference(name):
 
 
 INTERIOR_CASES = {
-    "int": dict(ws=3, wt=1, k=4, ps=3, itype="int"),
-    "bilinear_prod": dict(ws=3, wt=1, k=4, ps=3, stride1=0.5, dist_type="prod"),
-    "staged_region": dict(ws=3, wt=1, k=4, ps=3, stride1=1),
+    "l2": dict(ws=3, wt=1, k=4, ps=3, stride1=1),
+    "prod": dict(ws=3, wt=1, k=4, ps=3, stride1=1, dist_type="prod"),
 }
 
 
 @pytest.mark.parametrize("name", list(INTERIOR_CASES))
-def test_interior_tiles_match_reference(name):
-    """Every query patch and candidate patch inside its frame, so that the tile takes the
-    reads without per-pixel checks: queries offset by 2 into a twice larger vid0, flows
+def test_staged_interior_tiles_match_reference(name):
+    """Every query patch and staged region inside its frame, so that the distances are
+    read without per-pixel checks: queries offset by 2 into a twice larger vid0, flows
     that centre every window at (2.25, 2.25) of a 6x6 vid1."""
     p = SearchParams.create(**INTERIOR_CASES[name], off_Hq=2, off_Wq=2, strideQ=1)
     vid0, vid1, flows = search_inputs(p, T=3, C=3, H=6, W=6, query_scale=2, full_flows=True)

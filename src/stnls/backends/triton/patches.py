@@ -269,73 +269,17 @@ def patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live
 
 
 @triton.jit
-def interior_patch_distance(vid0, vid1, bhd, t, query_h, query_w, frame, rows, cols, live,
-                            T, qH, qW, kH, kW, dilation, CP: tl.constexpr, CB: tl.constexpr,
-                            PS: tl.constexpr, USE_ADJ: tl.constexpr, IS_FLOAT: tl.constexpr,
-                            L2: tl.constexpr):
-    """:func:`patch_distance` (``PT == 1``) where every query and key pixel (both
-    bilinear corners) of the ``live`` candidates is inside its frame
-    (:func:`patches_inside`): no reflection, clamping or test per pixel.
-    Channel terms are reduced once at the end."""
-    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    query_start = frame_start(bhd, t, T, qH * qW)
-    key_start = frame_start(bhd, frame, T, kH * kW)
-    query_ok = query_start >= 0  # all true, as a mask of the query's shape
-    terms = tl.expand_dims(rows.to(tl.float32) * 0.0, -1) + tl.zeros([CB], tl.float32)
-    for py in range(PS):
-        for px in range(PS):
-            dy = dilation * (FIRST + py)
-            dx = dilation * (FIRST + px)
-            query_pixel = query_start + (query_h + dy) * qW + (query_w + dx)
-            if IS_FLOAT:
-                y0, wy0, wy1 = bilinear_weights(rows + dy)
-                x0, wx0, wx1 = bilinear_weights(cols + dx)
-                key_pixel = key_start + y0 * kW + x0
-            else:
-                key_pixel = key_start + (rows + dy) * kW + (cols + dx)
-            for block in range(CP // CB):
-                c0 = block * CB
-                query = load_block(vid0, query_pixel, query_ok, c0, CP, CB)
-                if IS_FLOAT:
-                    key = bilinear_mix(load_block(vid1, key_pixel, live, c0, CP, CB),
-                                       load_block(vid1, key_pixel + 1, live, c0, CP, CB),
-                                       load_block(vid1, key_pixel + kW, live, c0, CP, CB),
-                                       load_block(vid1, key_pixel + kW + 1, live, c0, CP, CB),
-                                       wy0, wy1, wx0, wx1)
-                else:
-                    key = load_block(vid1, key_pixel, live, c0, CP, CB)
-                terms += block_terms(query, key, L2)
-    return tl.sum(terms, -1)
-
-
-@triton.jit
-def span_inside(low, high, size, IS_FLOAT: tl.constexpr):
-    """Whether positions ``low .. high`` and (real positions) the next pixel up are in ``[0, size - 1]``."""
-    if IS_FLOAT:
-        return (low >= 0) & (high < size - 1)
-    else:
-        return (low >= 0) & (high <= size - 1)
+def span_inside(low, high, size):
+    """Whether positions ``low .. high`` lie in ``[0, size - 1]``."""
+    return (low >= 0) & (high <= size - 1)
 
 
 @triton.jit
 def query_patch_inside(query_h, query_w, qH, qW, dilation, PS: tl.constexpr, USE_ADJ: tl.constexpr):
     """Whether each query's patch lies inside its frame."""
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    return (span_inside(query_h + dilation * FIRST, query_h + dilation * (FIRST + PS - 1), qH, False)
-            & span_inside(query_w + dilation * FIRST, query_w + dilation * (FIRST + PS - 1), qW, False))
-
-
-@triton.jit
-def patches_inside(query_h, query_w, rows, cols, live, qH, qW, kH, kW, dilation,
-                   PS: tl.constexpr, USE_ADJ: tl.constexpr, IS_FLOAT: tl.constexpr):
-    """One flag for a whole tile: every query patch and every ``live`` candidate patch
-    (with its bilinear corners) lies inside its frame, so that
-    :func:`interior_patch_distance` applies."""
-    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    low, high = dilation * FIRST, dilation * (FIRST + PS - 1)
-    keys = span_inside(rows + low, rows + high, kH, IS_FLOAT) & span_inside(cols + low, cols + high, kW, IS_FLOAT)
-    queries = query_patch_inside(query_h, query_w, qH, qW, dilation, PS, USE_ADJ)
-    return tl.min(tl.min(tl.where(live, keys & queries, True).to(tl.int32), 1), 0) > 0
+    return (span_inside(query_h + dilation * FIRST, query_h + dilation * (FIRST + PS - 1), qH)
+            & span_inside(query_w + dilation * FIRST, query_w + dilation * (FIRST + PS - 1), qW))
 
 
 @triton.jit
@@ -344,7 +288,7 @@ def region_inside(origin_h, origin_w, query_h, query_w, live, qH, qW, kH, kW, di
     """One flag for a tile of queries ``[BQ]`` (``query_h, query_w`` are ``[BQ, 1]``): every
     position of the staged region and every query patch pixel of the ``live`` queries
     is inside its frame, so that :func:`region_distance` needs no ``CHECK``."""
-    region = span_inside(origin_h, origin_h + (R - 1), kH, False) & span_inside(origin_w, origin_w + (R - 1), kW, False)
+    region = span_inside(origin_h, origin_h + (R - 1), kH) & span_inside(origin_w, origin_w + (R - 1), kW)
     queries = tl.reshape(query_patch_inside(query_h, query_w, qH, qW, dilation, PS, USE_ADJ), region.shape)
     return tl.min(tl.where(live, region & queries, True).to(tl.int32), 0) > 0
 

@@ -16,8 +16,8 @@ import triton.language as tl
 
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
 from .patches import (bilinear_mix, candidate_position, channel_block, decode_queries, flow_address,
-                      interior_patch_distance, key_corners, load_block, patch_distance,
-                      patch_walk_step, patches_inside, read_corner_blocks, region_distance,
+                      key_corners, load_block, patch_distance, patch_walk_step,
+                      read_corner_blocks, region_distance,
                       region_inside, search_window, slot_anchor, stage_region)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
@@ -318,18 +318,9 @@ def search_tile(
                                     dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, True)
             tl.debug_barrier()  # the next slot overwrites the region
         else:
-            interior = False
-            if PT == 1:  # temporal patches always take the checked reads
-                interior = patches_inside(query_h, query_w, rows, cols, lane_ok, qH, qW, kH, kW,
-                                          dilation, PS, USE_ADJ, IS_FLOAT)
-            if interior:
-                d = interior_patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
-                                            frame[:, None], rows, cols, lane_ok, T, qH, qW, kH, kW,
-                                            dilation, CP, CB, PS, USE_ADJ, IS_FLOAT, L2)
-            else:
-                d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
-                                   frame[:, None], rows, cols, lane_ok, T, qH, qW, kH,
-                                   kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+            d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
+                               frame[:, None], rows, cols, lane_ok, T, qH, qW, kH,
+                               kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
         if not L2:
             d = -d
         d = tl.where(valid, d, float("inf"))
