@@ -33,7 +33,6 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -240,18 +239,6 @@ def tile_sweep(size: int, T=16, C=16, ps=7, stride=4, batch=16384) -> dict:
                 max_roundtrip_error=error)
 
 
-def _git_sha() -> str:
-    """Commit of the checkout this module runs from ('' outside a git checkout)."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / ".git").exists():
-        return ""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=root, check=False).stdout.strip()
-    except OSError:
-        return ""
-
-
 def _speedup(ours: float, theirs: float, ok: bool) -> str:
     return f"{theirs / ours:.1f}x" if ok else "n/a"
 
@@ -294,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="run every path once at the benchmark sizes (fills the kernel cache)")
     args = parser.parse_args(argv)
     env = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": triton.__version__, "python": platform.python_version(), "stnls": _git_sha(),
+           "triton": triton.__version__, "python": platform.python_version(), "stnls": stnls.__version__,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
     names = [n for n in args.configs.split(",") if n]
@@ -336,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.attention:
         report["attention"] = attempt("attention", lambda: attention_step(
             CONFIGS[args.attention], args.compile_only))
+        save()
         print(f"[attention] {json.dumps(report['attention'])}", flush=True)
     for size in (int(s) for s in args.sweep_sizes.split(",") if s):
         row = attempt(f"tile sweep {size}", lambda: tile_sweep(64 if args.compile_only else size))
