@@ -43,8 +43,8 @@ MAX_KEPT = 128
 USE_REGION = True
 PROGRAMS_PER_SM = 8
 # Register cap per thread of the forward kernel (None: the compiler's choice). At 128 a
-# multiprocessor holds 16 warps (four 4-warp programs); on an H200 this beat the
-# compiler's choice on every config of the sweep (benchmarks/tune_search.py).
+# multiprocessor holds 16 warps (four 4-warp programs); on an H200 this was 10-20% faster
+# than the compiler's choice on the benchmark configs, except na_ps1 (3% slower).
 FORWARD_MAX_REGISTERS: int | None = 128
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
@@ -319,8 +319,8 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         if pairs > 0:
             search_backward_kernel[(triton.cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
-                scales, grad_inds_step, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW, L.kH, L.kW,
-                L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
+                scales, grad_inds_step, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW,
+                L.kH, L.kW, L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,
                 CP=vid0c.shape[-1], CB=width, W_T=p.window_frames, PS=p.ps, PT=p.pt,
                 IS_FLOAT=p.itype == "float",
                 L2=p.dist_type == "l2", REFLECT=p.reflect_bounds, USE_ADJ=p.use_adj,

@@ -16,9 +16,8 @@ import triton.language as tl
 
 from .geometry import UNWRITTEN_IND, in_range, slot_of_frame
 from .patches import (bilinear_mix, candidate_position, channel_block, decode_queries, flow_address,
-                      key_corners, load_block, patch_distance, patch_walk_step,
-                      read_corner_blocks, region_distance,
-                      region_inside, search_window, slot_anchor, stage_region)
+                      key_corners, load_block, patch_distance, patch_walk_step, read_corner_blocks,
+                      region_distance, region_inside, search_window, slot_anchor, stage_region)
 
 # Order key of entries that must never be kept (removed, pinned, or past the window).
 EXCLUDED = tl.constexpr(2147483647)
