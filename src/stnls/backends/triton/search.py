@@ -8,8 +8,9 @@ Routes of the forward:
 * ``all``: every candidate kept in window order (``k <= 0`` or "none", and a
   self_action that does not reorder): one kernel writing the outputs directly.
 * ``select``: everything else (more than ``MAX_KEPT`` kept per group, ``k <= 0``
-  with a reordering self_action, and "anchor" + "each" on the float path with a
-  flow for the query's own frame, where the anchor may sit in another frame):
+  with a reordering self_action, "anchor" + "each" on the float path with a
+  flow for the query's own frame, where the anchor may sit in another frame, and
+  a per-slot anchor with one group for the whole window):
   the ``all`` kernel over chunks of queries, then the reference's
   self_action and top-k on each chunk. Memory is one chunk of candidates
   (``STNLS_CHUNK_BYTES``).
@@ -70,10 +71,12 @@ def group_size(p: SearchParams) -> int:
 
 def route(p: SearchParams, Wf: int) -> str:
     """Which forward path runs: ``"topk"``, ``"all"`` or ``"select"`` (see the module doc)."""
+    anchor = _ANCHOR_MODES[p.self_action]
     if p.k <= 0 or p.topk_mode == "none":
-        return "all" if _ANCHOR_MODES[p.self_action] == NO_ANCHOR else "select"
-    if (p.topk_mode == "each" and _ANCHOR_MODES[p.self_action] == GLOBAL_PIN and p.itype == "float"
-            and Wf == p.window_frames):
+        return "all" if anchor == NO_ANCHOR else "select"
+    if p.topk_mode == "each" and anchor == GLOBAL_PIN and p.itype == "float" and Wf == p.window_frames:
+        return "select"
+    if p.topk_mode != "each" and anchor == SLOT_PIN:  # a swap per slot within one group
         return "select"
     return "topk" if group_size(p) <= MAX_KEPT else "select"
 

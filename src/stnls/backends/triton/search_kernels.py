@@ -119,20 +119,21 @@ def sort_key_distance(sort):
 
 @triton.jit
 def empty_best(lanes, n_keep, BQ: tl.constexpr, KP: tl.constexpr):
-    """Kept entries ``(sort key, pos)``, each ``[BQ, KP]``, before any candidate."""
+    """Kept entries (sort keys ``[BQ, KP]``) before any candidate."""
     zeros = tl.zeros([BQ, KP], dtype=tl.int32)
     key = zeros + tl.where(lanes < n_keep, EMPTY + lanes, EXCLUDED)[None, :]
-    return sort_key(zeros.to(tl.float32) + float("inf"), key), zeros
+    return sort_key(zeros.to(tl.float32) + float("inf"), key)
 
 
 @triton.jit
-def merge_best(kept, kept_pos, d, key, pos, lanes, n_keep):
+def merge_best(kept, d, key, lanes, n_keep):
     """The ``n_keep`` smallest ``(d, key)`` of the kept entries and a block of candidates.
 
-    Kept entries are unordered (:func:`group_write` ranks them). Each step moves
-    the block's best candidate into the place of the worst kept entry if it is
-    better; only as many steps run as the most candidates of one query that beat
-    its worst kept entry (at most ``n_keep``). Keys are unique but EXCLUDED.
+    Kept entries are unordered (:func:`group_write` ranks them and recovers their
+    window positions from the keys). Each step moves the block's best candidate
+    into the place of the worst kept entry if it is better; only as many steps run
+    as the most candidates of one query that beat its worst kept entry (at most
+    ``n_keep``). Keys are unique but EXCLUDED.
     """
     block = sort_key(d, key)
     kept_lane = (lanes < n_keep)[None, :]
@@ -140,14 +141,23 @@ def merge_best(kept, kept_pos, d, key, pos, lanes, n_keep):
     steps = tl.minimum(tl.max(tl.sum((block < worst[:, None]).to(tl.int32), 1), 0), n_keep)
     for r in range(steps):
         best = tl.min(block, 1)
-        taken = block == best[:, None]
-        best_pos = tl.max(tl.where(taken, pos, -1), 1)
         worst = tl.max(tl.where(kept_lane, kept, LOWEST_KEY), 1)
         replaced = kept_lane & (kept == worst[:, None]) & (best < worst)[:, None]
         kept = tl.where(replaced, best[:, None], kept)
-        kept_pos = tl.where(replaced, best_pos[:, None], kept_pos)
-        block = tl.where(taken, HIGHEST_KEY, block)
-    return kept, kept_pos
+        block = tl.where(block == best[:, None], HIGHEST_KEY, block)
+    return kept
+
+
+@triton.jit
+def kept_positions(kept, swap_a, swap_b, first):
+    """Window positions ``[BQ, KP]`` of kept entries: their order keys with the
+    self_action swap of ``swap_a`` and ``swap_b`` (``[BQ]``) undone, plus ``first``
+    (the group's first position); 0 for entries no candidate filled."""
+    order = kept.to(tl.int32)  # the low half of the sort key
+    swap_a = swap_a[:, None]
+    swap_b = swap_b[:, None]
+    x = tl.where(order == swap_a, swap_b, tl.where(order == swap_b, swap_a, order))
+    return tl.where(order < EMPTY, first + x, 0)
 
 
 @triton.jit
@@ -254,7 +264,7 @@ def search_tile(
         global_pos = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
 
     n_keep = k_group - PINNED
-    kept, kept_pos = empty_best(lanes, n_keep, BQ, KP)
+    kept = empty_best(lanes, n_keep, BQ, KP)
     anchor_d = far.to(tl.float32)
     anchor_pos = zero
     for s in range(S_FIRST, W_T):
@@ -275,7 +285,7 @@ def search_tile(
             else:
                 slot_pins = 0
             n_keep = k_group - slot_pins
-            kept, kept_pos = empty_best(lanes, n_keep, BQ, KP)
+            kept = empty_best(lanes, n_keep, BQ, KP)
         else:
             group_base = slot * S1
         # The self_action swap: group keys swap_a and swap_b trade places.
@@ -331,13 +341,13 @@ def search_tile(
                           tl.where(written, cols - base_w, UNWRITTEN_IND), L2)
         else:
             x = group_base + window
-            swap_a = swap_a[:, None]
-            swap_b = swap_b[:, None]
-            key = tl.where(x == swap_a, swap_b, tl.where(x == swap_b, swap_a, x))
+            pair_a = swap_a[:, None]
+            pair_b = swap_b[:, None]
+            key = tl.where(x == pair_a, pair_b, tl.where(x == pair_b, pair_a, x))
             pos = slot * S1 + window + zero[:, None]
             excluded = ~in_window
             if ANCHOR != NO_ANCHOR:
-                first = (key == 0) & (swap_a == 0) & in_window
+                first = (key == 0) & (pair_a == 0) & in_window
                 excluded = excluded | first
                 if PINNED:
                     has_first = tl.max(first.to(tl.int32), 1) > 0
@@ -345,17 +355,24 @@ def search_tile(
                     anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
             d = tl.where(excluded, float("inf"), d)
             key = tl.where(excluded, EXCLUDED, key)
-            kept, kept_pos = merge_best(kept, kept_pos, d, key, pos, lanes, n_keep)
+            kept = merge_best(kept, d, key, lanes, n_keep)
             if EACH:
                 group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                            kept, kept_pos, lanes, n_keep, row * K_out + slot * k_group, slot_pins,
-                            anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
-                            stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+                            kept, kept_positions(kept, swap_a, swap_b, slot * S1), lanes, n_keep,
+                            row * K_out + slot * k_group, slot_pins, anchor_d, anchor_pos, T, wt,
+                            Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
+                            IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
     if not EACH and not KEEP_ALL:
+        # one swap for the whole window (the launcher routes per-slot swaps elsewhere)
+        tl.static_assert(ANCHOR != SLOT_PIN, "per-slot anchors need topk_mode 'each'")
+        if ANCHOR == NO_ANCHOR:
+            swap_a, swap_b = zero - 1, zero - 1
+        else:
+            swap_a, swap_b = zero, global_pos
         group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                    kept, kept_pos, lanes, n_keep, row * K_out, PINNED, anchor_d, anchor_pos,
-                    T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
-                    IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+                    kept, kept_positions(kept, swap_a, swap_b, 0), lanes, n_keep, row * K_out,
+                    PINNED, anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
+                    stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
 
 
 @triton.jit
