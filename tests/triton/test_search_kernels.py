@@ -1,14 +1,18 @@
 """Triton search kernels (through the interpreter) against the reference backend, tiny shapes.
 
 One case per code path: itype, dist type, patch options, strides, every
-self_action, every topk_mode, the "select" route, and the backward.
+self_action, every topk_mode, the "select" route, and the backward; and the
+forward outputs of the original library's recorded NonLocalSearch cases.
 """
 
 import pytest
 import torch
 
+import stnls
+from golden import cases
 from stnls.backends.reference import search as reference
 from stnls.params import SearchParams
+from stnls.utils.layout import split_heads
 from stnls.utils.testing import (BACKWARD_CASES, FORWARD_CASES, assert_search_close, search_backward,
                                  search_inputs)
 
@@ -27,6 +31,20 @@ def test_forward_matches_reference(name):
     expected = reference.non_local_search(vid0, vid1, flows, p)
     actual = triton_search.non_local_search(vid0, vid1, flows, p)
     assert_search_close(expected, actual)
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("case", cases("NonLocalSearch"))
+def test_golden_forward(case):
+    """The kernels' outputs on the original library's recorded cases."""
+    params = dict(case["params"])
+    nheads = params.pop("nheads", 1)
+    p = stnls.search.NonLocalSearch(nheads=nheads, **params).params
+    x = case["inputs"]
+    vid0, vid1 = (split_heads(name, x[name], nheads) for name in ("vid0", "vid1"))
+    flows = x["flows"].float()
+    actual = triton_search.non_local_search(vid0, vid1, flows if flows.dim() == 7 else flows[:, None], p)
+    assert_search_close((case["outputs"]["dists"], case["outputs"]["inds"]), actual)
 
 
 def test_routes_cover_the_cases():
