@@ -48,11 +48,14 @@ def as_reference(x: torch.Tensor) -> torch.Tensor:
 
 
 def agg_all(module, p: AggParams, vid, weights, flows, y):
-    """Gather, scatter (of ``y``, the gather's shape) and pair gradients of one backend."""
+    """Gather, scatter (of ``y``, the gather's shape), pair gradients and the gather's
+    backward (all three gradients in one op) of one backend."""
     out = module.agg_gather(vid, weights, flows, p)
     back = module.agg_scatter(y, weights, flows, p)
     grad_w, grad_f = module.agg_pair_grads(y, vid, weights, flows, True, p)
-    return {"gather": out, "scatter": back, "grad weights": grad_w, "grad flows": grad_f}
+    both = module.agg_gather_backward(y, vid, weights, flows, True, True, p)
+    return {"gather": out, "scatter": back, "grad weights": grad_w, "grad flows": grad_f,
+            "backward vid": both[0], "backward weights": both[1], "backward flows": both[2]}
 
 
 def agg_expected(p: AggParams, vid, weights, flows, y):

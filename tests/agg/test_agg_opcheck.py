@@ -37,3 +37,11 @@ def test_opcheck_pair_grads():
     y = torch.randn_like(torch.ops.stnls.agg_gather(vid, weights, flows, *args))
     torch.library.opcheck(torch.ops.stnls.agg_pair_grads.default,
                           (y, vid, weights, flows, True, *args))
+
+
+@pytest.mark.parametrize("want_vid", [True, False])
+def test_opcheck_gather_backward(want_vid):
+    vid, weights, flows, args = _case("float", True)
+    y = torch.randn_like(torch.ops.stnls.agg_gather(vid, weights, flows, *args))
+    torch.library.opcheck(torch.ops.stnls.agg_gather_backward.default,
+                          (y, vid, weights, flows, want_vid, True, *args))

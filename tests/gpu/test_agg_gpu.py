@@ -32,8 +32,8 @@ def triton_tile():
 
 
 def test_cuda_tensors_pick_the_triton_backend():
-    for op in ("agg_gather", "agg_scatter", "agg_pair_grads", "unfold_k", "fold_k",
-               "fold_k_accumulate_"):
+    for op in ("agg_gather", "agg_scatter", "agg_pair_grads", "agg_gather_backward", "unfold_k",
+               "fold_k", "fold_k_accumulate_"):
         assert backends.describe(torch.device("cuda"), op) == "triton"
 
 

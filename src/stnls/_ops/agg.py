@@ -1,4 +1,5 @@
-"""Ops ``stnls::agg_gather``, ``stnls::agg_scatter`` and ``stnls::agg_pair_grads``.
+"""Ops ``stnls::agg_gather``, ``stnls::agg_scatter``, ``stnls::agg_pair_grads`` and
+``stnls::agg_gather_backward``.
 
 ``agg_gather(vid, weights, flows, *AggParams, check_flows=True)`` stacks (or,
 with ``sum_k``, sums) the weighted neighbour patches of every query into videos
@@ -6,7 +7,10 @@ normalised by their coverage; ``agg_scatter`` is its exact adjoint in the video
 (same arguments); ``check_flows`` refuses non-finite real offsets (the backward
 passes, whose offsets were checked by the forward, skip it); and
 ``agg_pair_grads(y, vid, ...)`` differentiates ``<y, agg_gather(vid, ...)>`` by
-the weights and the offsets. Each op's backward is made of the other two.
+the weights and the offsets; ``agg_gather_backward`` returns the scatter and the
+pair gradients of one upstream gradient together (one pass over the pairs on the
+GPU), the gather's backward. The scatter's backward is made of the pair
+gradients and the gather.
 Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
 ``weights [B, HD, T, nH, nW, K]``, ``flows [B, HD, T, nH, nW, K, 3]``.
 """
@@ -154,6 +158,25 @@ def _pair_grads_fake(y, vid, weights, flows, want_flows, *params):
     return torch.empty_like(weights), flows.new_empty(flows.shape, dtype=flows_dtype)
 
 
+def _gather_backward_op(y, vid, weights, flows, want_vid, want_flows, *params):
+    p = AggParams(*params)
+    return backends.choose(vid.device, "agg_gather_backward").agg_gather_backward(
+        y, vid, weights, flows, want_vid, want_flows, p)
+
+
+agg_gather_backward = torch.library.custom_op(
+    "stnls::agg_gather_backward", _gather_backward_op, mutates_args=(),
+    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_vid, "
+            f"bool want_flows, {_PARAMS}) -> (Tensor, Tensor, Tensor)"))
+
+
+@agg_gather_backward.register_fake
+def _gather_backward_fake(y, vid, weights, flows, want_vid, want_flows, *params):
+    grad_w, grad_f = _pair_grads_fake(y, vid, weights, flows, want_flows, *params)
+    grad_vid = y.new_empty(vid.shape) if want_vid else vid.new_empty(0)
+    return grad_vid, grad_w, grad_f
+
+
 # -- autograd ----------------------------------------------------------------------------------
 
 
@@ -175,10 +198,14 @@ def _no_grads(ctx) -> tuple:
 
 def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
-    grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
-    grad_vid = (agg_scatter(grad, weights, flows, *ctx.params, False)
-                if ctx.needs_input_grad[0] else None)
-    return (grad_vid, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
+    want_vid = ctx.needs_input_grad[0]
+    if torch.is_grad_enabled() and want_vid:  # create_graph: the scatter op is differentiable
+        grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
+        grad_vid = agg_scatter(grad, weights, flows, *ctx.params, False)
+    else:
+        grad_vid, grad_w, grad_f = agg_gather_backward(grad, vid, weights, flows, want_vid,
+                                                       ctx.flows_need_grad, *ctx.params)
+    return (grad_vid if want_vid else None, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
 def _scatter_backward(ctx, grad):

@@ -12,8 +12,9 @@ heads ``[B, HD, T, C, H, W]``:
   ``torch.use_deterministic_algorithms(True)``;
 * ``NonLocalGather`` followed by a sum over ``K`` (what the original's "gather"
   columns time): forward and forward+backward;
-* time of each op of the backend alone (gather, scatter, pair gradients) and of a
-  plain copy of the output, the memory-bandwidth yardstick.
+* time of each op of the backend alone (gather, scatter, pair gradients, and the
+  gather's backward: scatter and pair gradients in one pass) and of a plain copy of
+  the output, the memory-bandwidth yardstick.
 
 Time = median of ``triton.testing.do_bench``; memory = peak CUDA allocation during
 the call beyond what was allocated before it (inputs excluded, outputs included).
@@ -169,6 +170,8 @@ def breakdown(c: Config, values, weights, flows) -> dict:
         "op_gather_ms": _bench(lambda: backend.agg_gather(values, weights, f, p)),
         "op_scatter_ms": _bench(lambda: backend.agg_scatter(y, weights, f, p)),
         "op_pair_grads_ms": _bench(lambda: backend.agg_pair_grads(y, values, weights, f, True, p)),
+        "op_gather_backward_ms": _bench(
+            lambda: backend.agg_gather_backward(y, values, weights, f, True, True, p)),
         "copy_output_ms": _bench(lambda: values.clone()),
         "output_mib": values.numel() * values.element_size() / 2**20,
         "pairs": weights.numel(),
@@ -258,12 +261,13 @@ def print_table(rows: list[dict]) -> None:
               f"{r['gather_fwd_bwd_ms']:.3f}, {r['gather_fwd_bwd_peak_mib']:.0f} | "
               f"{'ok' if ok else 'FAIL: ' + r['check']} |")
     print()
-    print("| config | op gather ms | op scatter ms | op pair grads ms | copy of the output ms | "
-          "WPS fwd+bwd deterministic ms |")
-    print("|---|---|---|---|---|---|")
+    print("| config | op gather ms | op scatter ms | op pair grads ms | op gather backward ms | "
+          "copy of the output ms | WPS fwd+bwd deterministic ms |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['config']} | {r['op_gather_ms']:.3f} | {r['op_scatter_ms']:.3f} | "
-              f"{r['op_pair_grads_ms']:.3f} | {r['copy_output_ms']:.3f} | "
+              f"{r['op_pair_grads_ms']:.3f} | {r['op_gather_backward_ms']:.3f} | "
+              f"{r['copy_output_ms']:.3f} | "
               f"{r.get('wpsum_fwd_bwd_deterministic_ms', float('nan')):.3f} |")
 
 

@@ -188,3 +188,13 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
             grad_f[index, :, 1], grad_f[index, :, 2] = g_y, g_x
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
     return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)
+
+
+def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_vid: bool,
+                        want_flows: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of ``<y, agg_gather(vid, weights, flows)>``: ``(grad_vid, grad_weights,
+    grad_flows)``, the first :func:`agg_scatter` of ``y`` (an empty tensor without
+    ``want_vid``), the others :func:`agg_pair_grads`."""
+    grad_w, grad_f = agg_pair_grads(y, vid, weights, flows, want_flows, p)
+    grad_vid = agg_scatter(y, weights, flows, p) if want_vid else vid.new_empty(0)
+    return grad_vid, grad_w, grad_f

@@ -12,9 +12,9 @@ try:
 except Exception as error:  # a broken triton install must not break stnls
     raise ImportError(f"the stnls Triton backend needs an importable triton ({error})") from error
 
-from .agg import agg_gather, agg_pair_grads, agg_scatter
+from .agg import agg_gather, agg_gather_backward, agg_pair_grads, agg_scatter
 from .search import non_local_search, non_local_search_backward
 from .tile import fold_k, fold_k_accumulate_, unfold_k
 
 __all__ = ["non_local_search", "non_local_search_backward", "agg_gather", "agg_scatter",
-           "agg_pair_grads", "unfold_k", "fold_k", "fold_k_accumulate_"]
+           "agg_pair_grads", "agg_gather_backward", "unfold_k", "fold_k", "fold_k_accumulate_"]

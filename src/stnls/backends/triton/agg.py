@@ -215,15 +215,12 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
             bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
             _launch(agg_scatter_kernel, (programs, c_pad // cb),
                     (g, w, f, acc, scale, n_frames, *_geometry(p, T, K)),
-                    dict(C_PAD=c_pad, CB=cb, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
-                         MERGE=p.itype == "float" and p.dilation == 1, FIXED_POINT=fixed_point,
+                    dict(C_PAD=c_pad, CB=cb, BQ=bq, BH=bh, BW=bw, FAST=_fast(p), MERGE=_merge(p),
+                         FIXED_POINT=fixed_point,
                          **_constants(p)))
             if fixed_point:
                 acc = acc.double() / scale.double()
-        rows = acc.view(B, HD, T, p.in_h, p.in_w, c_pad)[..., :C].permute(0, 1, 2, 5, 3, 4)
-        out = torch.empty((B, HD, T, C, p.in_h, p.in_w), dtype=y.dtype, device=y.device)
-        out.copy_(rows)
-    return out
+        return _from_table(acc, y.dtype, (B, HD, T), C, p)
 
 
 def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
@@ -232,25 +229,73 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
     same contract as :func:`stnls.backends.reference.agg.agg_pair_grads`."""
     if vid.dtype == torch.float64 or y.dtype == torch.float64:
         return reference.agg_pair_grads(y, vid, weights, flows, want_flows, p)
+    with device_guard(vid):
+        grad_w, grad_f, _ = _pair_grads(y, vid, weights, flows, want_flows, False, p)
+    return grad_w, grad_f
+
+
+def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_vid: bool,
+                        want_flows: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor]:
+    """The gather's gradients from one pass over the pairs; same contract as
+    :func:`stnls.backends.reference.agg.agg_gather_backward`. Under
+    ``torch.use_deterministic_algorithms(True)`` the video gradient comes from the
+    fixed-point :func:`agg_scatter` instead."""
+    if vid.dtype == torch.float64 or y.dtype == torch.float64:
+        return reference.agg_gather_backward(y, vid, weights, flows, want_vid, want_flows, p)
+    fused = want_vid and not torch.are_deterministic_algorithms_enabled()
+    with device_guard(vid):
+        grad_w, grad_f, acc = _pair_grads(y, vid, weights, flows, want_flows, fused, p)
+        if fused:
+            grad_vid = _from_table(acc, y.dtype, weights.shape[:3], y.shape[-3], p)
+        elif want_vid:
+            grad_vid = agg_scatter(y, weights, flows, p)
+        else:
+            grad_vid = vid.new_empty(0)
+    return grad_vid, grad_w, grad_f
+
+
+def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
+                scatter: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(grad_w, grad_f, acc)``: the pair gradients and (``scatter``) the float32
+    channels-last accumulator of the video gradient, else None."""
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
     offsets = want_flows and p.itype == "float"
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
-    with device_guard(vid):
-        n_q = B * HD * T * p.grid[0] * p.grid[1]
-        grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
-        grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
-            n_q * K, 3, dtype=torch.float32, device=vid.device)
-        if C == 0:
-            grad_w.zero_()
-        if n_q > 0 and K > 0 and C > 0:
-            cb, c_pad = channel_block(C)
-            g = _gradient_table(y, T, p)
-            table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
-            w, f = _matches(weights, flows, p)
-            bq, bh, bw, programs = tile_blocks(B * HD * T, *p.grid, cb)
-            _launch(agg_pair_grads_kernel, (programs,),
-                    (g, table, w, f, grad_w, grad_f, B * HD * T, *_geometry(p, T, K), c_pad // cb),
-                    dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, BQ=bq, BH=bh, BW=bw, FAST=_fast(p),
-                         **_constants(p)))
-    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)
+    cb, c_pad = channel_block(C)
+    n_frames = B * HD * T
+    n_q = n_frames * p.grid[0] * p.grid[1]
+    grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
+    grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
+        n_q * K, 3, dtype=torch.float32, device=vid.device)
+    acc = (torch.zeros(n_frames * p.in_h * p.in_w, c_pad, dtype=torch.float32, device=vid.device)
+           if scatter else None)
+    if C == 0:
+        grad_w.zero_()
+    if n_q > 0 and K > 0 and C > 0:
+        g = _gradient_table(y, T, p)
+        table = channels_last(vid.reshape(n_frames, C, H * W), C, H * W, vid.dtype)
+        w, f = _matches(weights, flows, p)
+        bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
+        _launch(agg_pair_grads_kernel, (programs,),
+                (g, table, w, f, grad_w, grad_f, grad_w if acc is None else acc, _unit(vid.device),
+                 n_frames, *_geometry(p, T, K), c_pad // cb),
+                dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, SCATTER=scatter, BQ=bq, BH=bh, BW=bw,
+                     FAST=_fast(p), MERGE=_merge(p), **_constants(p)))
+    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype), acc
+
+
+def _merge(p: AggParams) -> bool:
+    """Whether a pair inside the frame goes over its bilinear corner grid (real offsets,
+    dilation 1)."""
+    return p.itype == "float" and p.dilation == 1
+
+
+def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, p: AggParams) -> Tensor:
+    """A channels-last accumulator ``[B*HD*T*in_h*in_w, C_PAD]`` as a ``dtype`` video
+    ``[B, HD, T, C, in_h, in_w]``."""
+    B, HD, T = frames
+    rows = acc.view(B, HD, T, p.in_h, p.in_w, acc.shape[-1])[..., :C].permute(0, 1, 2, 5, 3, 4)
+    out = torch.empty((B, HD, T, C, p.in_h, p.in_w), dtype=dtype, device=acc.device)
+    out.copy_(rows)
+    return out

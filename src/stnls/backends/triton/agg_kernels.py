@@ -484,6 +484,54 @@ def output_corner(t, i, j, stride_out, dilation, FIRST: tl.constexpr, PS: tl.con
 
 
 @triton.jit
+def scatter_corners(grad, row, in_w, fy, fx, value, mask, c, scale, C_PAD: tl.constexpr,
+                    IS_FLOAT: tl.constexpr, FIXED_POINT: tl.constexpr):
+    """Add ``value [rows, CB]`` to table row ``row`` (exact), or to its four bilinear corners
+    ``row, row + 1, row + in_w, row + in_w + 1`` with the weights of ``fy, fx`` (all inside
+    the frame), where ``mask``."""
+    if IS_FLOAT:
+        for corner in tl.static_range(4):
+            shift = (in_w if corner // 2 == 1 else 0) + corner % 2
+            weight = (fy if corner // 2 == 1 else 1.0 - fy) * (fx if corner % 2 == 1 else 1.0 - fx)
+            accumulate(grad + (row + shift)[:, None] * C_PAD + c[None, :], weight[:, None] * value,
+                       mask[:, None], scale, FIXED_POINT)
+    else:
+        accumulate(grad + row[:, None] * C_PAD + c[None, :], value, mask[:, None], scale,
+                   FIXED_POINT)
+
+
+@triton.jit
+def corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w, c, C_PAD: tl.constexpr,
+                    PS: tl.constexpr, DERIVATIVES: tl.constexpr, BQ: tl.constexpr,
+                    CB: tl.constexpr):
+    """The upstream gradient ``g`` of a pair whose patch lies inside the frame (``pt = 1``,
+    dilation 1, bilinear fractions ``fy, fx``), pulled back onto pixel ``(ga, gb)`` of its
+    ``(ps+1)^2`` corner grid: ``sum over the (up to four) patch elements (ga - da, gb - db)
+    of coef * g[element]`` with ``coef`` the element's bilinear weight of that corner, and
+    (``DERIVATIVES``) the same sums with the weights' derivatives by ``fy`` and ``fx``.
+    ``<corner values, these>`` over the grid are the pair's ``<g, patch>`` and its
+    derivatives by the row and column offsets. Each ``[rows, CB]``; ``(rq, cq)`` is the
+    destination of element ``(0, 0)``."""
+    value = tl.zeros([BQ, CB], dtype=tl.float32)
+    d_dy = tl.zeros([BQ, CB], dtype=tl.float32)
+    d_dx = tl.zeros([BQ, CB], dtype=tl.float32)
+    for da in tl.static_range(2):
+        for db in tl.static_range(2):
+            rh = rq + (ga - da)
+            rw = cq + (gb - db)
+            use = (inside & (ga - da >= 0) & (ga - da < PS) & (gb - db >= 0) & (gb - db < PS)
+                   & in_range(rh, out_h) & in_range(rw, out_w))
+            grad_out = load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
+            coef_y = fy if da == 1 else 1.0 - fy
+            coef_x = fx if db == 1 else 1.0 - fx
+            value += (coef_y * coef_x)[:, None] * grad_out
+            if DERIVATIVES:
+                d_dy += ((1.0 if da == 1 else -1.0) * coef_x)[:, None] * grad_out
+                d_dx += ((1.0 if db == 1 else -1.0) * coef_y)[:, None] * grad_out
+    return value, d_dy, d_dx
+
+
+@triton.jit
 def agg_scatter_kernel(
         g, weights, flows, grad, scale_ptr, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation,
@@ -519,16 +567,8 @@ def agg_scatter_kernel(
             if MERGE:
                 for ga in range(PS + 1):
                     for gb in range(PS + 1):
-                        value = tl.zeros([BQ, CB], dtype=tl.float32)
-                        for da in tl.static_range(2):
-                            for db in tl.static_range(2):
-                                rh = rq + (ga - da)
-                                rw = cq + (gb - db)
-                                use = (inside & (ga - da >= 0) & (ga - da < PS) & (gb - db >= 0)
-                                       & (gb - db < PS) & in_range(rh, out_h) & in_range(rw, out_w))
-                                coef = (fy if da == 1 else 1.0 - fy) * (fx if db == 1 else 1.0 - fx)
-                                value += coef[:, None] * load_rows(g, gq + rh * out_w + rw, use, c,
-                                                                   C_PAD)
+                        value, _, _ = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h,
+                                                      out_w, c, C_PAD, PS, False, BQ, CB)
                         row = base + ga * in_w + gb
                         accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
                                    inside[:, None], scale, FIXED_POINT)
@@ -539,17 +579,8 @@ def agg_scatter_kernel(
                         rw = cq + step * b
                         use = inside & in_range(rh, out_h) & in_range(rw, out_w)
                         value = w[:, None] * load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
-                        row = base + dilation * (a * in_w + b)
-                        if IS_FLOAT:
-                            for corner in tl.static_range(4):
-                                shift = (in_w if corner // 2 == 1 else 0) + corner % 2
-                                cw = ((fy if corner // 2 == 1 else 1.0 - fy)
-                                      * (fx if corner % 2 == 1 else 1.0 - fx))
-                                accumulate(grad + (row + shift)[:, None] * C_PAD + c[None, :],
-                                           cw[:, None] * value, use[:, None], scale, FIXED_POINT)
-                        else:
-                            accumulate(grad + row[:, None] * C_PAD + c[None, :], value,
-                                       use[:, None], scale, FIXED_POINT)
+                        scatter_corners(grad, base + dilation * (a * in_w + b), in_w, fy, fx,
+                                        value, use, c, scale, C_PAD, IS_FLOAT, FIXED_POINT)
             border = ok & ~inside
             if tl.max(border.to(tl.int32), 0) > 0:
                 scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, border, bhd,
@@ -592,41 +623,64 @@ def pair_grad_elements(g, vid, gq, anchor_t, anchor_h, anchor_w, mask, sign_h, s
 
 @triton.jit
 def agg_pair_grads_kernel(
-        g, vid, weights, flows, grad_w, grad_f, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
-        stride_in, stride_out, dilation, n_cblocks,
+        g, vid, weights, flows, grad_w, grad_f, grad, scale_ptr, n_frames, T, in_h, in_w, out_h,
+        out_w, nH, nW, K, stride_in, stride_out, dilation, n_cblocks,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, FLOWS: tl.constexpr,
-        BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, MERGE: tl.constexpr,
+        FLOWS: tl.constexpr, SCATTER: tl.constexpr, BQ: tl.constexpr, BH: tl.constexpr,
+        BW: tl.constexpr):
     """Gradients of ``<g, A vid>`` by the weights and (``FLOWS``) the row/column offsets,
     one (query, neighbour) pair per row, reduced over patch elements and channels in
-    registers (no atomics; each pair is written once).
+    registers (no atomics; each pair is written once); with ``SCATTER`` also the video
+    gradient ``grad += A^T g`` (float32 atomic adds, as :func:`agg_scatter_kernel`),
+    from the same reads.
 
     ``g``: normalised output gradient table (as for :func:`agg_scatter_kernel`); ``vid``:
     padded channels-last video table; ``grad_w [pairs]`` float32; ``grad_f [pairs, 3]``
     float32 (time component 0). With ``FAST`` (``pt = 1``) a pair whose patch lies inside
-    the frame reads its elements at fixed offsets with one shared bilinear fraction;
-    the others go element by element with the full geometry, only in tiles holding one.
+    the frame reads its elements at fixed offsets with one shared bilinear fraction; with
+    ``MERGE`` (real offsets, dilation 1) it reads the ``(ps+1)^2`` pixels of its corner
+    grid once each (:func:`corner_gradient`) instead of ``4*ps*ps`` corners. The other
+    pairs go element by element with the full geometry, only in tiles holding one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
     rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
+    scale = tl.load(scale_ptr)
     for k in range(K):
         (pair, w, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, gq, inside, base, fy,
          fx) = query_neighbour(weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h,
                                out_w, stride_in, dilation, FIRST, PS, IS_FLOAT, SUM_K)
         if FAST:
-            border = ok & ~inside
-            any_border = tl.max(border.to(tl.int32), 0) > 0
+            elements = ok & ~inside
+        else:
+            elements = ok
+        any_elements = tl.max(elements.to(tl.int32), 0) > 0
         total_w = tl.zeros([BQ], dtype=tl.float32)
         total_y = tl.zeros([BQ], dtype=tl.float32)
         total_x = tl.zeros([BQ], dtype=tl.float32)
         for cblock in range(n_cblocks):
             c = cblock * CB + tl.arange(0, CB)
-            if FAST:
-                acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
-                acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
-                acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+            acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+            acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+            acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+            if FAST and MERGE:
+                for ga in range(PS + 1):
+                    for gb in range(PS + 1):
+                        value, d_dy, d_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside,
+                                                            out_h, out_w, c, C_PAD, PS, FLOWS, BQ,
+                                                            CB)
+                        row = base + ga * in_w + gb
+                        if SCATTER:
+                            accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
+                                       inside[:, None], scale, False)
+                        corner = load_rows(vid, row, inside, c, C_PAD)
+                        acc_w += value * corner
+                        if FLOWS:
+                            acc_y += d_dy * corner
+                            acc_x += d_dx * corner
+            elif FAST:
                 for a in range(PS):
                     for b in range(PS):
                         rh = rq + step * a
@@ -649,22 +703,25 @@ def agg_pair_grads_kernel(
                         else:
                             acc_w += grad_out * interpolate(vid, row, in_w, fy, fx, use, c, C_PAD,
                                                             IS_FLOAT)
-                if FLOWS:
-                    acc_y = sign_h[:, None] * acc_y
-                    acc_x = sign_w[:, None] * acc_x
-                if any_border:
-                    more_w, more_y, more_x = pair_grad_elements(
-                        g, vid, gq, anchor_t, anchor_h, anchor_w, border, sign_h, sign_w, bhd, t,
-                        i, j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD,
-                        PS, PT, IS_FLOAT, REFLECT, POOLED, FLOWS, BQ, CB)
-                    acc_w += more_w
-                    acc_y += more_y
-                    acc_x += more_x
-            else:
-                acc_w, acc_y, acc_x = pair_grad_elements(
-                    g, vid, gq, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, bhd, t, i, j, c,
-                    T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, PT,
+                        if SCATTER:
+                            scatter_corners(grad, row, in_w, fy, fx, w[:, None] * grad_out, use, c,
+                                            scale, C_PAD, IS_FLOAT, False)
+            if FLOWS:
+                acc_y = sign_h[:, None] * acc_y
+                acc_x = sign_w[:, None] * acc_x
+            if any_elements:
+                more_w, more_y, more_x = pair_grad_elements(
+                    g, vid, gq, anchor_t, anchor_h, anchor_w, elements, sign_h, sign_w, bhd, t, i,
+                    j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, PT,
                     IS_FLOAT, REFLECT, POOLED, FLOWS, BQ, CB)
+                acc_w += more_w
+                acc_y += more_y
+                acc_x += more_x
+                if SCATTER:
+                    scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, elements,
+                                     bhd, t, i, j, c, T, in_h, in_w, out_h, out_w, stride_out,
+                                     dilation, FIRST, C_PAD, PS, PT, IS_FLOAT, REFLECT, POOLED,
+                                     False)
             total_w += tl.sum(acc_w, 1)
             if FLOWS:
                 total_y += tl.sum(acc_y, 1)
