@@ -131,6 +131,7 @@ def test_reduced_precision(triton_agg, name, dtype, tol):
 @pytest.mark.parametrize("name,channels", [("float_ps3", 8), ("int_stride2", 8),
                                            ("float_dilation2", 8), ("float_ps1_gaps", 64)])
 def test_deterministic_backward_is_bitwise_reproducible(name, channels):
+    """Gradients and (the per-pixel gather) the output."""
     p, vid, weights, flows = agg_case(name, device="cuda", **dict(MODERATE, C=channels))
     y = gather_shaped(p, vid, weights.shape[-1])
     leaves = [vid.requires_grad_(), weights.requires_grad_()]
@@ -139,7 +140,7 @@ def test_deterministic_backward_is_bitwise_reproducible(name, channels):
 
     def backward():
         out = torch.ops.stnls.agg_gather(vid, weights, flows, *p.as_args())
-        return torch.autograd.grad(out, leaves, y)
+        return torch.autograd.grad(out, leaves, y) + (out.detach(),)
 
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)

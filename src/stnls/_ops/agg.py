@@ -199,12 +199,8 @@ def _no_grads(ctx) -> tuple:
 def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
     want_vid = ctx.needs_input_grad[0]
-    if torch.is_grad_enabled() and want_vid:  # create_graph: the scatter op is differentiable
-        grad_w, grad_f = agg_pair_grads(grad, vid, weights, flows, ctx.flows_need_grad, *ctx.params)
-        grad_vid = agg_scatter(grad, weights, flows, *ctx.params, False)
-    else:
-        grad_vid, grad_w, grad_f = agg_gather_backward(grad, vid, weights, flows, want_vid,
-                                                       ctx.flows_need_grad, *ctx.params)
+    grad_vid, grad_w, grad_f = agg_gather_backward(grad, vid, weights, flows, want_vid,
+                                                   ctx.flows_need_grad, *ctx.params)
     return (grad_vid if want_vid else None, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
