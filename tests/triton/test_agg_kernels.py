@@ -39,26 +39,12 @@ def test_general_path_matches_reference(monkeypatch, name):
 
 
 def test_gather_in_chunks_of_frames(monkeypatch):
-    """The per-pixel gather's pair records made for one frame at a time."""
-    monkeypatch.setattr(triton_agg, "USE_PATCH_SUM", False)
+    """The gather's pair records made for one frame at a time."""
     monkeypatch.setattr(triton_agg, "_record_frames", lambda n_frames, frame_pairs, out_bytes: 1)
     p, vid, weights, flows = agg_case("float_ps3", K=2)
     expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
     torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
                                atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_pooled", "float_dilation2"])
-def test_summed_gather_per_output_pixel(monkeypatch, name):
-    """The summed gather per output pixel (no atomics: the deterministic mode's), against the
-    reference and against the per-query patch sum."""
-    p, vid, weights, flows = agg_case(name, K=2)
-    per_query = triton_agg.agg_gather(vid, weights, flows, p)
-    monkeypatch.setattr(triton_agg, "USE_PATCH_SUM", False)
-    per_pixel = triton_agg.agg_gather(vid, weights, flows, p)
-    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
-    torch.testing.assert_close(per_pixel, expected.float(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(per_query, per_pixel, atol=1e-5, rtol=1e-5)
 
 
 def test_missing_and_non_finite_offsets_are_skipped():
@@ -185,16 +171,15 @@ def test_gpu_tiling(monkeypatch):
     _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))
 
 
-class _Fails:
-    """A kernel whose specialisations matching ``when(constants)`` fail to compile (as some
-    do with some triton versions)."""
+class _FastFails:
+    """A kernel whose FAST variant fails to compile (as some do with some triton versions)."""
 
-    def __init__(self, kernel, when):
-        self.kernel, self.fn, self.when = kernel, kernel.fn, when
+    def __init__(self, kernel):
+        self.kernel, self.fn = kernel, kernel.fn
 
     def __getitem__(self, grid):
         def run(*args, **constants):
-            if self.when(constants):
+            if constants.get("FAST"):
                 raise RuntimeError("PassManager::run failed")
             return self.kernel[grid](*args, **constants)
         return run
@@ -203,32 +188,14 @@ class _Fails:
 def test_fast_path_compile_failure_falls_back(monkeypatch):
     """A fast-path compilation error warns once, then that specialisation runs the general
     kernel (same results); other ops keep their fast paths."""
-    monkeypatch.setattr(triton_agg, "agg_gather_kernel",
-                        _Fails(triton_agg.agg_gather_kernel, lambda constants: constants["FAST"]))
-    monkeypatch.setattr(triton_agg, "USE_PATCH_SUM", False)
+    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _FastFails(triton_agg.agg_gather_kernel))
     monkeypatch.setattr(triton_agg, "FALLBACKS", set())
     monkeypatch.setattr(launch, "interpreting", lambda: False)  # the fallback is for compiled kernels
     p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
     expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
-    with pytest.warns(RuntimeWarning, match=r"agg_gather_kernel\(.*does not compile"):
+    with pytest.warns(RuntimeWarning, match="fast path of agg_gather_kernel"):
         first = triton_agg.agg_gather(vid, weights, flows, p)
     assert len(triton_agg.FALLBACKS) == 1
     second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
     for out in (first, second):
         torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)
-
-
-def test_per_query_kernels_fall_back(monkeypatch):
-    """If the per-query patch sum or the corner-grid backward does not compile, the gather
-    and its backward run the per-pixel gather and the pair-gradient kernel (same results)."""
-    for name in ("agg_patch_sum_kernel", "agg_grid_backward_kernel"):
-        monkeypatch.setattr(triton_agg, name, _Fails(getattr(triton_agg, name), lambda c: True))
-    monkeypatch.setattr(triton_agg, "FALLBACKS", set())
-    monkeypatch.setattr(launch, "interpreting", lambda: False)
-    p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
-    y = gather_shaped(p, vid, weights.shape[-1])
-    with pytest.warns(RuntimeWarning, match="does not compile"):
-        actual = agg_all(triton_agg, p, vid, weights, flows, y)
-    assert sorted(key.split("(")[0] for key in triton_agg.FALLBACKS) == [
-        "agg_grid_backward_kernel", "agg_patch_sum_kernel"]
-    assert_all_close(actual, agg_expected(p, vid, weights, flows, y), 1e-5, 1e-5)

@@ -18,21 +18,14 @@
   (bitwise reproducible, see :func:`.launch.fixed_point_scale`).
 * ``agg_pair_grads`` (gradients by the weights and the offsets): one row per
   (query, neighbour) pair, reduced in registers; no atomics.
-* ``agg_gather_backward`` (the gather's backward): the scatter and the pair
-  gradients from one pass over the pairs; on real offsets at dilation 1 each pair
-  goes over its ``(ps+1)^2`` bilinear corner grid as one tile axis.
+* ``agg_gather_backward`` (the gather's backward): where it measured faster, the
+  pair-gradient kernel also does the scatter's atomic adds from the same reads.
 
-With ``sum_k`` (``WeightedPatchSum``) the gather runs per query instead: each
-query sums its neighbours' weighted patches in registers and adds the sum to a
-float32 accumulator with atomic adds (one add per patch element and query).
-Under ``torch.use_deterministic_algorithms(True)`` every op uses a
-deterministic form (the per-pixel gather, fixed-point scatter adds).
-
-The fast paths (records, fixed offsets, per-query sums, corner grids) need
-``pt = 1``; other pairs and other ``pt`` go element by element with the full
-geometry. If a fast kernel fails to compile on the installed Triton, that op falls
-back to a slower one (a warning says so; :data:`FALLBACKS` lists them). float64
-inputs run the reference backend.
+The fast paths (records, fixed offsets) need ``pt = 1``; other pairs and other
+``pt`` go element by element with the full geometry. If a fast-path kernel fails to
+compile on the installed Triton, that op falls back to the element-by-element
+kernel (a warning says so; :data:`FALLBACKS` lists them). float64 inputs run the
+reference backend.
 """
 
 from __future__ import annotations
@@ -48,24 +41,21 @@ from torch import Tensor
 from ...params import AggParams
 from ..reference import agg as reference
 from . import launch
-from .agg_kernels import (agg_gather_kernel, agg_grid_backward_kernel, agg_pair_grads_kernel,
-                          agg_patch_sum_kernel, agg_scatter_kernel, pair_records_kernel)
+from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
+                          pair_records_kernel)
 from .launch import (block_programs, channel_block, channels_last, device_guard, fixed_point_scale,
                      tile_blocks)
 
 logger = logging.getLogger("stnls")
 
-# Specialisations that failed to compile here (they run a slower kernel instead):
+# Fast-path specialisations that failed to compile here (they run the general kernel):
 # "<kernel>(<constexpr>=<value>, ...)".
 FALLBACKS: set[str] = set()
 # Use the fast paths where they apply (tests switch them off to check the general path).
 USE_FAST = True
-# Run the summed gather per query with atomic adds (agg_patch_sum_kernel) where it applies,
-# rather than per output pixel (agg_gather_kernel).
-USE_PATCH_SUM = True
-# Elements of a [queries, patch or corner grid, channels] tile of agg_patch_sum_kernel and
-# agg_grid_backward_kernel.
-GRID_TILE_ELEMENTS = 1024
+# Patch sizes at which the gather's backward on real offsets at dilation 1 runs as one
+# pass (see _fused).
+FUSED_PATCH_SIZES = (3,)
 # Largest table row a 32-bit pair record holds.
 _MAX_RECORD_ROW = 2**31 - 1
 
@@ -80,31 +70,23 @@ def _fast_compiles(kernel, constants: dict) -> bool:
     return _specialisation(kernel, constants) not in FALLBACKS
 
 
-def _attempt(kernel, grid, args, constants) -> bool:
-    """Launch ``kernel``; False if this specialisation does not compile on the installed
-    triton (then, once, a warning; it is listed in :data:`FALLBACKS` and not tried again)."""
-    key = _specialisation(kernel, constants)
-    if key in FALLBACKS:
-        return False
+def _launch(kernel, grid, args, constants) -> None:
+    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn and run (and from
+    then on use, for this specialisation) the general one."""
+    if constants.get("FAST") and not _fast_compiles(kernel, constants):
+        constants = {**constants, "FAST": False}
     try:
         kernel[grid](*args, **constants)
-        return True
     except Exception as error:  # compilation errors of the installed triton
-        if launch.interpreting():
+        if not constants.get("FAST") or launch.interpreting():
             raise
+        key = _specialisation(kernel, constants)
         FALLBACKS.add(key)
-        message = (f"stnls: {key} does not compile with triton {triton.__version__} "
-                   f"({type(error).__name__}: {str(error)[:200]}); using a slower kernel")
+        message = (f"stnls: the fast path of {key} does not compile with triton "
+                   f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
+                   "using the general kernel")
         warnings.warn(message, RuntimeWarning, stacklevel=3)
         logger.warning(message)
-        return False
-
-
-def _launch(kernel, grid, args, constants) -> None:
-    """Launch ``kernel``; if its ``FAST`` variant does not compile, the general one."""
-    if not constants.get("FAST"):
-        kernel[grid](*args, **constants)
-    elif not _attempt(kernel, grid, args, constants):
         kernel[grid](*args, **{**constants, "FAST": False})
 
 
@@ -167,11 +149,6 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     """``out = A vid / coverage``; same contract as :func:`stnls.backends.reference.agg.agg_gather`."""
     if vid.dtype == torch.float64:
         return reference.agg_gather(vid, weights, flows, p)
-    if p.sum_k and _fast(p) and USE_PATCH_SUM and not torch.are_deterministic_algorithms_enabled():
-        with device_guard(vid):
-            out = _patch_sum(vid, weights, flows, p)
-        if out is not None:
-            return out
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
     planes = 1 if p.sum_k else K
@@ -213,31 +190,6 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
                     (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
                      frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
                      p.dilation, steps, steps), constants)
-    return out
-
-
-def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor | None:
-    """The summed gather (``sum_k``, ``pt = 1``) by :func:`agg_patch_sum_kernel`: each query's
-    weighted patch summed in registers, then added to a float32 channels-last accumulator,
-    divided by the coverage at the end. None if the kernel does not compile here."""
-    B, HD, T, C, H, W = vid.shape
-    K = weights.shape[-1]
-    cb, c_pad = channel_block(C)
-    n_frames = B * HD * T
-    hw = p.out_h * p.out_w
-    acc = torch.zeros(n_frames * hw, c_pad, dtype=torch.float32, device=vid.device)
-    if acc.numel() > 0 and K > 0:
-        # (at least 2: a [BQ, 1, CB] tile trips a layout bug of triton 3.6)
-        elements = max(2, triton.next_power_of_2(p.ps * p.ps))
-        bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb * elements, GRID_TILE_ELEMENTS)
-        args = (channels_last(vid.reshape(n_frames, C, H * W), C, H * W, vid.dtype),
-                *_matches(weights, flows, p), acc, _unit(vid.device), n_frames, *_geometry(p, T, K))
-        if not _attempt(agg_patch_sum_kernel, (programs, c_pad // cb), args,
-                        dict(C_PAD=c_pad, CB=cb, PP=elements, BQ=bq, BH=bh, BW=bw, **_constants(p))):
-            return None
-    rows = acc.view(B * HD, T, hw, c_pad)[..., :C] / _coverage(T, p, vid.device).view(1, T, hw, 1)
-    out = torch.empty((B, HD, T, C, p.out_h, p.out_w), dtype=vid.dtype, device=vid.device)
-    out.view(B * HD, T, C, hw).copy_(rows.transpose(2, 3))
     return out
 
 
@@ -289,14 +241,14 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
 
 def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_vid: bool,
                         want_flows: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor]:
-    """The gather's gradients from one pass over the pairs (on real offsets at dilation 1,
-    over each pair's bilinear corner grid); same contract as
-    :func:`stnls.backends.reference.agg.agg_gather_backward`. Under
+    """The gather's gradients, from one pass over the pairs where that measured faster
+    (:func:`_fused`), else from :func:`agg_scatter` and the pair-gradient kernel; same
+    contract as :func:`stnls.backends.reference.agg.agg_gather_backward`. Under
     ``torch.use_deterministic_algorithms(True)`` the video gradient comes from the
     fixed-point :func:`agg_scatter`."""
     if vid.dtype == torch.float64 or y.dtype == torch.float64:
         return reference.agg_gather_backward(y, vid, weights, flows, want_vid, want_flows, p)
-    fused = want_vid and not torch.are_deterministic_algorithms_enabled()
+    fused = want_vid and _fused(p) and not torch.are_deterministic_algorithms_enabled()
     with device_guard(vid):
         grad_w, grad_f, acc = _pair_grads(y, vid, weights, flows, want_flows, fused, p)
         if fused:
@@ -311,9 +263,7 @@ def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, 
 def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
                 scatter: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(grad_w, grad_f, acc)``: the pair gradients and (``scatter``) the float32
-    channels-last accumulator of the video gradient, else None. With ``scatter`` on real
-    offsets at dilation 1 (``pt = 1``) :func:`agg_grid_backward_kernel` runs, else
-    :func:`agg_pair_grads_kernel`."""
+    channels-last accumulator of the video gradient, else None."""
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
     offsets = want_flows and p.itype == "float"
@@ -321,27 +271,33 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
     cb, c_pad = channel_block(C)
     n_frames = B * HD * T
     n_q = n_frames * p.grid[0] * p.grid[1]
-    work = n_q > 0 and K > 0 and C > 0
-    grad_w = (torch.empty if work else torch.zeros)(n_q * K, dtype=torch.float32, device=vid.device)
-    grad_f = (torch.empty if work and offsets else torch.zeros)(
+    grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
+    grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
         n_q * K, 3, dtype=torch.float32, device=vid.device)
     acc = (torch.zeros(n_frames * p.in_h * p.in_w, c_pad, dtype=torch.float32, device=vid.device)
            if scatter else None)
-    if work:
-        args = (_gradient_table(y, T, p),
-                channels_last(vid.reshape(n_frames, C, H * W), C, H * W, vid.dtype),
-                *_matches(weights, flows, p), grad_w, grad_f, grad_w if acc is None else acc,
-                _unit(vid.device), n_frames, *_geometry(p, T, K), c_pad // cb)
-        constants = dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, **_constants(p))
-        grid_pixels = triton.next_power_of_2((p.ps + 1) ** 2)
-        bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb * grid_pixels, GRID_TILE_ELEMENTS)
-        if not (scatter and _fast(p) and _merge(p) and _attempt(
-                agg_grid_backward_kernel, (programs,), args,
-                dict(GG=grid_pixels, BQ=bq, BH=bh, BW=bw, **constants))):
-            bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
-            _launch(agg_pair_grads_kernel, (programs,), args,
-                    dict(SCATTER=scatter, BQ=bq, BH=bh, BW=bw, FAST=_fast(p), **constants))
+    if C == 0:
+        grad_w.zero_()
+    if n_q > 0 and K > 0 and C > 0:
+        g = _gradient_table(y, T, p)
+        table = channels_last(vid.reshape(n_frames, C, H * W), C, H * W, vid.dtype)
+        w, f = _matches(weights, flows, p)
+        bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
+        _launch(agg_pair_grads_kernel, (programs,),
+                (g, table, w, f, grad_w, grad_f, grad_w if acc is None else acc, _unit(vid.device),
+                 n_frames, *_geometry(p, T, K), c_pad // cb),
+                dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, SCATTER=scatter, BQ=bq, BH=bh, BW=bw,
+                     FAST=_fast(p), MERGE=_merge(p), **_constants(p)))
     return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype), acc
+
+
+def _fused(p: AggParams) -> bool:
+    """Whether the gather's backward runs as one pass (scatter and pair gradients from the
+    same reads). Exact and dilated pairs save reads; on real offsets at dilation 1 the
+    pass goes over the corner grid with four gradient reads per grid pixel, which on an
+    H200 beat the two separate kernels at ``ps = 3`` and lost at ``ps = 1`` and ``7``
+    (``docs/performance.md``)."""
+    return not _merge(p) or p.ps in FUSED_PATCH_SIZES
 
 
 def _merge(p: AggParams) -> bool:

@@ -502,22 +502,33 @@ def scatter_corners(grad, row, in_w, fy, fx, value, mask, c, scale, C_PAD: tl.co
 
 @triton.jit
 def corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w, c, C_PAD: tl.constexpr,
-                    PS: tl.constexpr, BQ: tl.constexpr, CB: tl.constexpr):
+                    PS: tl.constexpr, DERIVATIVES: tl.constexpr, BQ: tl.constexpr,
+                    CB: tl.constexpr):
     """The upstream gradient ``g`` of a pair whose patch lies inside the frame (``pt = 1``,
     dilation 1, bilinear fractions ``fy, fx``), pulled back onto pixel ``(ga, gb)`` of its
-    ``(ps+1)^2`` corner grid: the sum over the (up to four) patch elements
-    ``(ga - da, gb - db)`` of ``g[element]`` times the element's bilinear weight of that
-    corner. ``[rows, CB]``; ``(rq, cq)`` is the destination of element ``(0, 0)``."""
+    ``(ps+1)^2`` corner grid: ``sum over the (up to four) patch elements (ga - da, gb - db)
+    of coef * g[element]`` with ``coef`` the element's bilinear weight of that corner, and
+    (``DERIVATIVES``) the same sums with the weights' derivatives by ``fy`` and ``fx``.
+    ``<corner values, these>`` over the grid are the pair's ``<g, patch>`` and its
+    derivatives by the row and column offsets. Each ``[rows, CB]``; ``(rq, cq)`` is the
+    destination of element ``(0, 0)``."""
     value = tl.zeros([BQ, CB], dtype=tl.float32)
+    d_dy = tl.zeros([BQ, CB], dtype=tl.float32)
+    d_dx = tl.zeros([BQ, CB], dtype=tl.float32)
     for da in tl.static_range(2):
         for db in tl.static_range(2):
             rh = rq + (ga - da)
             rw = cq + (gb - db)
             use = (inside & (ga - da >= 0) & (ga - da < PS) & (gb - db >= 0) & (gb - db < PS)
                    & in_range(rh, out_h) & in_range(rw, out_w))
-            coef = (fy if da == 1 else 1.0 - fy) * (fx if db == 1 else 1.0 - fx)
-            value += coef[:, None] * load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
-    return value
+            grad_out = load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
+            coef_y = fy if da == 1 else 1.0 - fy
+            coef_x = fx if db == 1 else 1.0 - fx
+            value += (coef_y * coef_x)[:, None] * grad_out
+            if DERIVATIVES:
+                d_dy += ((1.0 if da == 1 else -1.0) * coef_x)[:, None] * grad_out
+                d_dx += ((1.0 if db == 1 else -1.0) * coef_y)[:, None] * grad_out
+    return value, d_dy, d_dx
 
 
 @triton.jit
@@ -556,8 +567,10 @@ def agg_scatter_kernel(
             if MERGE:
                 for ga in range(PS + 1):
                     for gb in range(PS + 1):
-                        value = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h,
-                                                out_w, c, C_PAD, PS, BQ, CB)
+                        # (named: a loop-carried "_" would clash with the one above on triton 3.6)
+                        value, no_dy, no_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside,
+                                                              out_h, out_w, c, C_PAD, PS, False, BQ,
+                                                              CB)
                         row = base + ga * in_w + gb
                         accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
                                    inside[:, None], scale, FIXED_POINT)
@@ -616,8 +629,9 @@ def agg_pair_grads_kernel(
         out_w, nH, nW, K, stride_in, stride_out, dilation, n_cblocks,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, FLOWS: tl.constexpr,
-        SCATTER: tl.constexpr, BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, MERGE: tl.constexpr,
+        FLOWS: tl.constexpr, SCATTER: tl.constexpr, BQ: tl.constexpr, BH: tl.constexpr,
+        BW: tl.constexpr):
     """Gradients of ``<g, A vid>`` by the weights and (``FLOWS``) the row/column offsets,
     one (query, neighbour) pair per row, reduced over patch elements and channels in
     registers (no atomics; each pair is written once); with ``SCATTER`` also the video
@@ -627,9 +641,11 @@ def agg_pair_grads_kernel(
     ``g``: normalised output gradient table (as for :func:`agg_scatter_kernel`); ``vid``:
     padded channels-last video table; ``grad_w [pairs]`` float32; ``grad_f [pairs, 3]``
     float32 (time component 0). With ``FAST`` (``pt = 1``) a pair whose patch lies inside
-    the frame reads its elements at fixed offsets with one shared bilinear fraction; the
-    others go element by element with the full geometry, only in tiles holding one.
-    (Real offsets at dilation 1 have a faster backward: :func:`agg_grid_backward_kernel`.)
+    the frame reads its elements at fixed offsets with one shared bilinear fraction; with
+    ``SCATTER`` and ``MERGE`` (real offsets, dilation 1) it goes over the ``(ps+1)^2``
+    pixels of its corner grid (:func:`corner_gradient`): one atomic add and one video
+    read per pixel. The other pairs go element by element with the full geometry, only
+    in tiles holding one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
@@ -652,7 +668,21 @@ def agg_pair_grads_kernel(
             acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
             acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
             acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
-            if FAST:
+            if FAST and MERGE and SCATTER:
+                for ga in range(PS + 1):
+                    for gb in range(PS + 1):
+                        value, d_dy, d_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside,
+                                                            out_h, out_w, c, C_PAD, PS, FLOWS, BQ,
+                                                            CB)
+                        row = base + ga * in_w + gb
+                        accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
+                                   inside[:, None], scale, False)
+                        corner = load_rows(vid, row, inside, c, C_PAD)
+                        acc_w += value * corner
+                        if FLOWS:
+                            acc_y += d_dy * corner
+                            acc_x += d_dx * corner
+            elif FAST:
                 for a in range(PS):
                     for b in range(PS):
                         rh = rq + step * a
@@ -703,190 +733,3 @@ def agg_pair_grads_kernel(
             tl.store(grad_f + pair * 3, total_w * 0.0, mask=live)
             tl.store(grad_f + pair * 3 + 1, w * total_y, mask=live)
             tl.store(grad_f + pair * 3 + 2, w * total_x, mask=live)
-
-
-@triton.jit
-def shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, da: tl.constexpr,
-                     db: tl.constexpr, out_h, out_w, c, C_PAD: tl.constexpr, PS: tl.constexpr):
-    """``[rows, GG, CB]``: at each pixel ``(grid_a, grid_b)`` of the queries' corner grids,
-    the upstream gradient at the destination of patch element ``(grid_a - da, grid_b - db)``,
-    0 where that is no element or its destination is outside the output (``pt = 1``,
-    dilation 1). ``gq``: the ``g`` row of the queries' frame, pixel ``(0, 0)``; ``(rq, cq)``:
-    the destination of element ``(0, 0)``."""
-    a = grid_a - da
-    b = grid_b - db
-    element = on_grid & (a >= 0) & (a < PS) & (b >= 0) & (b < PS)
-    rh = rq[:, None] + a[None, :]
-    rw = cq[:, None] + b[None, :]
-    use = live[:, None] & element[None, :] & in_range(rh, out_h) & in_range(rw, out_w)
-    row = gq[:, None] + tl.where(use, rh * out_w + rw, 0)
-    return tl.load(g + row[:, :, None] * C_PAD + c[None, None, :], mask=use[:, :, None],
-                   other=0.0).to(tl.float32)
-
-
-@triton.jit
-def agg_grid_backward_kernel(
-        g, vid, weights, flows, grad_w, grad_f, grad, scale_ptr, n_frames, T, in_h, in_w, out_h,
-        out_w, nH, nW, K, stride_in, stride_out, dilation, n_cblocks,
-        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
-        IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FLOWS: tl.constexpr, GG: tl.constexpr,
-        BQ: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
-    """The gather's backward for real offsets at dilation 1 (``pt = 1``) in one pass over
-    the (query, neighbour) pairs: the video gradient ``grad += A^T g`` (float32 atomic
-    adds into the channels-last accumulator) and the gradients by the weights and
-    (``FLOWS``) the offsets, written as :func:`agg_pair_grads_kernel` does.
-
-    A pair whose patch lies inside the frame touches the ``(ps+1)^2`` pixels of its
-    bilinear corner grid, laid along the second axis of ``[BQ, GG, CB]`` tiles (``GG``
-    the next power of two). The upstream gradient pulled back onto the grid is a mix,
-    by the pair's fractions, of four shifted copies of the query's gradient patch
-    (:func:`shifted_gradient`; read once per query when all its neighbours share them);
-    it is added to the grid with one atomic add per pixel, and its products with the
-    grid's values give ``<g, patch>`` and its derivatives by the row and column
-    offsets. Pairs whose patch leaves the frame go element by element.
-    """
-    tl.static_assert(PT == 1 and IS_FLOAT, "the corner grids need pt = 1 and real offsets")
-    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    HOIST: tl.constexpr = SUM_K and C_PAD == CB  # one gradient patch per query for every k
-    bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
-    rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
-    scale = tl.load(scale_ptr)
-    spot = tl.arange(0, GG)
-    grid_a = spot // (PS + 1)
-    grid_b = spot % (PS + 1)
-    on_grid = spot < (PS + 1) * (PS + 1)
-    if HOIST:
-        c = tl.arange(0, CB)
-        gq = (bhd * T + t) * (out_h * out_w)
-        g00 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 0, 0, out_h, out_w,
-                               c, C_PAD, PS)
-        g01 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 0, 1, out_h, out_w,
-                               c, C_PAD, PS)
-        g10 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 1, 0, out_h, out_w,
-                               c, C_PAD, PS)
-        g11 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 1, 1, out_h, out_w,
-                               c, C_PAD, PS)
-    for k in range(K):
-        (pair, w, anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w, gq, inside, base, fy,
-         fx) = query_neighbour(weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h,
-                               out_w, stride_in, dilation, FIRST, PS, IS_FLOAT, SUM_K)
-        elements = ok & ~inside
-        any_elements = tl.max(elements.to(tl.int32), 0) > 0
-        on = inside[:, None] & on_grid[None, :]
-        row = tl.where(on, base[:, None] + grid_a[None, :] * in_w + grid_b[None, :], 0)
-        fy3 = fy[:, None, None]
-        fx3 = fx[:, None, None]
-        total_w = tl.zeros([BQ], dtype=tl.float32)
-        total_y = tl.zeros([BQ], dtype=tl.float32)
-        total_x = tl.zeros([BQ], dtype=tl.float32)
-        for cblock in range(n_cblocks):
-            c = cblock * CB + tl.arange(0, CB)
-            if not HOIST:
-                g00 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 0, 0, out_h,
-                                       out_w, c, C_PAD, PS)
-                g01 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 0, 1, out_h,
-                                       out_w, c, C_PAD, PS)
-                g10 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 1, 0, out_h,
-                                       out_w, c, C_PAD, PS)
-                g11 = shifted_gradient(g, gq, rq, cq, live, grid_a, grid_b, on_grid, 1, 1, out_h,
-                                       out_w, c, C_PAD, PS)
-            top = g00 + fx3 * (g01 - g00)  # corner weights (1 - fy) and fy
-            bottom = g10 + fx3 * (g11 - g10)
-            value = top + fy3 * (bottom - top)
-            table = row[:, :, None] * C_PAD + c[None, None, :]
-            accumulate(grad + table, w[:, None, None] * value, on[:, :, None], scale, False)
-            corner = tl.load(vid + table, mask=on[:, :, None], other=0.0).to(tl.float32)
-            total_w += tl.sum(tl.sum(value * corner, 2), 1)
-            if FLOWS:
-                left = g01 - g00
-                right = g11 - g10
-                total_y += sign_h * tl.sum(tl.sum((bottom - top) * corner, 2), 1)
-                total_x += sign_w * tl.sum(tl.sum((left + fy3 * (right - left)) * corner, 2), 1)
-            if any_elements:
-                more_w, more_y, more_x = pair_grad_elements(
-                    g, vid, gq, anchor_t, anchor_h, anchor_w, elements, sign_h, sign_w, bhd, t, i,
-                    j, c, T, in_h, in_w, out_h, out_w, stride_out, dilation, FIRST, C_PAD, PS, PT,
-                    IS_FLOAT, REFLECT, POOLED, FLOWS, BQ, CB)
-                scatter_elements(g, grad, scale, gq, w, anchor_t, anchor_h, anchor_w, elements,
-                                 bhd, t, i, j, c, T, in_h, in_w, out_h, out_w, stride_out,
-                                 dilation, FIRST, C_PAD, PS, PT, IS_FLOAT, REFLECT, POOLED, False)
-                total_w += tl.sum(more_w, 1)
-                if FLOWS:
-                    total_y += tl.sum(more_y, 1)
-                    total_x += tl.sum(more_x, 1)
-        tl.store(grad_w + pair, total_w, mask=live)
-        if FLOWS:
-            tl.store(grad_f + pair * 3, total_w * 0.0, mask=live)
-            tl.store(grad_f + pair * 3 + 1, w * total_y, mask=live)
-            tl.store(grad_f + pair * 3 + 2, w * total_x, mask=live)
-
-
-@triton.jit
-def agg_patch_sum_kernel(
-        vid, weights, flows, acc, scale_ptr, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
-        stride_in, stride_out, dilation,
-        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
-        IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, PP: tl.constexpr, BQ: tl.constexpr,
-        BH: tl.constexpr, BW: tl.constexpr):
-    """The summed gather (``sum_k``, ``pt = 1``) per query: ``acc += A vid`` before the
-    coverage division, by float32 atomic adds into a channels-last accumulator over
-    ``[B*HD, T, out_h, out_w]``.
-
-    A program takes ``BQ`` queries and ``CB`` channels (axis 1) and sums the weighted
-    patches of their ``K`` neighbours in registers, as ``[BQ, PP, CB]`` tiles (patch
-    elements along the second axis, ``PP`` the next power of two of ``ps*ps``): a patch
-    inside the frame is read at fixed offsets from its first corner. Then each query adds
-    its patch to the output once. Neighbours whose patch leaves the frame are added
-    element by element with the full geometry, only in tiles holding one.
-    """
-    tl.static_assert(PT == 1 and SUM_K, "one patch per query needs pt = 1 and sum_k")
-    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
-    c = tl.program_id(1) * CB + tl.arange(0, CB)
-    scale = tl.load(scale_ptr)
-    rq, cq, step = output_corner(t, i, j, stride_out, dilation, FIRST, PS, POOLED)
-    element = tl.arange(0, PP)
-    ea = element // PS
-    eb = element % PS
-    is_element = element < PS * PS
-    source_offset = dilation * (ea * in_w + eb)
-    channels = c[None, None, :]
-    patch = tl.zeros([BQ, PP, CB], dtype=tl.float32)
-    for k in range(K):
-        pair, w, anchor_t, anchor_h, anchor_w, ok, _, _, gq, inside, base, fy, fx = query_neighbour(
-            weights, flows, qid, k, live, bhd, t, i, j, T, K, in_h, in_w, out_h, out_w, stride_in,
-            dilation, FIRST, PS, IS_FLOAT, True)
-        on = (inside[:, None] & is_element[None, :])[:, :, None]
-        row = tl.where(inside[:, None], base[:, None], 0) + source_offset[None, :]
-        first = vid + row[:, :, None] * C_PAD + channels
-        if IS_FLOAT:
-            fy3 = fy[:, None, None]
-            fx3 = fx[:, None, None]
-            top = tl.load(first, mask=on, other=0.0).to(tl.float32)
-            top += fx3 * (tl.load(first + C_PAD, mask=on, other=0.0).to(tl.float32) - top)
-            bottom = tl.load(first + in_w * C_PAD, mask=on, other=0.0).to(tl.float32)
-            bottom += fx3 * (tl.load(first + (in_w + 1) * C_PAD, mask=on,
-                                     other=0.0).to(tl.float32) - bottom)
-            value = top + fy3 * (bottom - top)
-        else:
-            value = tl.load(first, mask=on, other=0.0).to(tl.float32)
-        patch += w[:, None, None] * value
-        border = ok & ~inside
-        if tl.max(border.to(tl.int32), 0) > 0:
-            for a in range(PS):
-                for b in range(PS):
-                    tap = gather_tap(vid, weights, flows, pair, border, bhd, t, i, j, a, b, 0, c,
-                                     T, in_h, in_w, stride_in, dilation, FIRST, C_PAD, IS_FLOAT,
-                                     REFLECT)
-                    dest_t, rh, rw, ok_d = destination(t, i, j, 0, a, b, T, out_h, out_w,
-                                                       stride_out, dilation, FIRST, PS, POOLED)
-                    accumulate(acc + (gq + rh * out_w + rw)[:, None] * C_PAD + c[None, :], tap,
-                               (border & ok_d)[:, None], scale, False)
-    rh = rq[:, None] + step * ea[None, :]
-    rw = cq[:, None] + step * eb[None, :]
-    write = live[:, None] & is_element[None, :] & in_range(rh, out_h) & in_range(rw, out_w)
-    target = (bhd * T + t) * (out_h * out_w)
-    target = target[:, None] + tl.where(write, rh * out_w + rw, 0)
-    accumulate(acc + target[:, :, None] * C_PAD + channels, patch, write[:, :, None], scale, False)

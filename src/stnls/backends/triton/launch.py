@@ -39,14 +39,13 @@ def channel_block(C: int) -> tuple[int, int]:
     return cb, triton.cdiv(C, cb) * cb
 
 
-def tile_blocks(n_frames: int, H: int, W: int, cb: int,
-                elements: int = TILE_ELEMENTS) -> tuple[int, int, int, int]:
+def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, int]:
     """``(rows, BH, BW, programs)`` of ``[rows, cb]`` tiles over ``n_frames`` frames of
     ``H x W`` pixels (or queries): each program takes a ``BH x BW`` block of
     ``rows // (BH * BW)`` frames (see ``block_rows`` in :mod:`.agg_kernels`).
 
     On a GPU a block is about square and within one frame, with at most
-    ``elements // cb`` rows (at least one) and at most half the threads of the program. The
+    ``TILE_ELEMENTS // cb`` rows and at most half the threads of the program. The
     second bound keeps the per-row index arithmetic in the row layout of the 2-d
     tile: with more rows than threads Triton computes it one row per thread and moves
     every per-row value through shared memory (a barrier each) before the tile can
@@ -58,7 +57,7 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int,
         frames = max(1, min(4096 // (bh * bw), triton.next_power_of_2(max(n_frames, 1))))
         rows = frames * bh * bw
     else:
-        rows = max(1, min(elements // cb, 16 * NUM_WARPS))
+        rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
         square = triton.next_power_of_2(max(1, int(rows ** 0.5)))
         bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
         bh = rows // bw
