@@ -532,6 +532,36 @@ def corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w, c, C_PA
 
 
 @triton.jit
+def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside, in_w, out_h,
+                        out_w, c, C_PAD: tl.constexpr, PS: tl.constexpr, SUMS: tl.constexpr,
+                        FLOWS: tl.constexpr, FIXED_POINT: tl.constexpr, BQ: tl.constexpr,
+                        CB: tl.constexpr):
+    """Add ``w * A^T g`` of the pairs ``inside`` (patch inside the frame, ``pt = 1``, dilation
+    1) over their ``(ps+1)^2`` corner grids from first row ``base``: one atomic add per grid
+    pixel (:func:`corner_gradient`). With ``SUMS`` also return, per pair and channel, the
+    partial sums ``<g, patch>`` and (``FLOWS``) its derivatives by the row and column
+    fractions from the grid's values in ``vid`` (``[rows, CB]`` each; zeros otherwise)."""
+    DERIVATIVES: tl.constexpr = SUMS and FLOWS
+    acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+    for ga in range(PS + 1):
+        for gb in range(PS + 1):
+            value, d_dy, d_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w,
+                                                c, C_PAD, PS, DERIVATIVES, BQ, CB)
+            row = base + ga * in_w + gb
+            accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
+                       inside[:, None], scale, FIXED_POINT)
+            if SUMS:
+                corner = load_rows(vid, row, inside, c, C_PAD)
+                acc_w += value * corner
+                if DERIVATIVES:
+                    acc_y += d_dy * corner
+                    acc_x += d_dx * corner
+    return acc_w, acc_y, acc_x
+
+
+@triton.jit
 def agg_scatter_kernel(
         g, weights, flows, grad, scale_ptr, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation,
@@ -565,15 +595,10 @@ def agg_scatter_kernel(
             dilation, FIRST, PS, IS_FLOAT, SUM_K)
         if FAST:
             if MERGE:
-                for ga in range(PS + 1):
-                    for gb in range(PS + 1):
-                        # (named: a loop-carried "_" would clash with the one above on triton 3.6)
-                        value, no_dy, no_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside,
-                                                              out_h, out_w, c, C_PAD, PS, False, BQ,
-                                                              CB)
-                        row = base + ga * in_w + gb
-                        accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
-                                   inside[:, None], scale, FIXED_POINT)
+                # (named: a loop-carried "_" would clash with the one above on triton 3.6)
+                no_w, no_y, no_x = scatter_corner_grid(g, g, grad, scale, gq, rq, cq, base, w, fy,
+                                                       fx, inside, in_w, out_h, out_w, c, C_PAD,
+                                                       PS, False, False, FIXED_POINT, BQ, CB)
             else:
                 for a in range(PS):
                     for b in range(PS):
@@ -643,7 +668,7 @@ def agg_pair_grads_kernel(
     float32 (time component 0). With ``FAST`` (``pt = 1``) a pair whose patch lies inside
     the frame reads its elements at fixed offsets with one shared bilinear fraction; with
     ``SCATTER`` and ``MERGE`` (real offsets, dilation 1) it goes over the ``(ps+1)^2``
-    pixels of its corner grid (:func:`corner_gradient`): one atomic add and one video
+    pixels of its corner grid (:func:`scatter_corner_grid`): one atomic add and one video
     read per pixel. The other pairs go element by element with the full geometry, only
     in tiles holding one.
     """
@@ -669,19 +694,9 @@ def agg_pair_grads_kernel(
             acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
             acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
             if FAST and MERGE and SCATTER:
-                for ga in range(PS + 1):
-                    for gb in range(PS + 1):
-                        value, d_dy, d_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside,
-                                                            out_h, out_w, c, C_PAD, PS, FLOWS, BQ,
-                                                            CB)
-                        row = base + ga * in_w + gb
-                        accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
-                                   inside[:, None], scale, False)
-                        corner = load_rows(vid, row, inside, c, C_PAD)
-                        acc_w += value * corner
-                        if FLOWS:
-                            acc_y += d_dy * corner
-                            acc_x += d_dx * corner
+                acc_w, acc_y, acc_x = scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w,
+                                                          fy, fx, inside, in_w, out_h, out_w, c,
+                                                          C_PAD, PS, True, FLOWS, False, BQ, CB)
             elif FAST:
                 for a in range(PS):
                     for b in range(PS):
