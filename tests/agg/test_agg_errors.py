@@ -121,3 +121,11 @@ def test_op_layer_checks_flows_unless_told_not_to(inputs):
         torch.ops.stnls.agg_gather(vid, weights, flows, *p.as_args())
     out = torch.ops.stnls.agg_gather(vid, weights, flows, *p.as_args(), False)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_offset_among_finite_ones_is_refused(inputs, bad):
+    vid, weights, flows = inputs
+    flows[0, 1, 1, 3, 2, 1, 2] = bad
+    with pytest.raises(ValueError, match="flows must hold finite values"):
+        stnls.agg.wpsum(vid, weights, flows, ps=3)

@@ -56,6 +56,10 @@ USE_FAST = True
 # Patch sizes at which the gather's backward on real offsets at dilation 1 runs as one
 # pass (see _fused).
 FUSED_PATCH_SIZES = (3,)
+# Registers per thread the kernels are compiled for (None: the compiler's choice). Measured
+# on an H200: more programs per multiprocessor hide the gather's load latency better.
+MAX_REGISTERS: dict[str, int | None] = {"agg_gather_kernel": 64, "agg_pair_grads_kernel": 96,
+                                        "agg_scatter_kernel": 96}
 # Largest table row a 32-bit pair record holds.
 _MAX_RECORD_ROW = 2**31 - 1
 
@@ -71,8 +75,12 @@ def _fast_compiles(kernel, constants: dict) -> bool:
 
 
 def _launch(kernel, grid, args, constants) -> None:
-    """Launch ``kernel``; if its ``FAST`` variant fails to compile, warn and run (and from
-    then on use, for this specialisation) the general one."""
+    """Launch ``kernel`` (with its register cap, :data:`MAX_REGISTERS`); if its ``FAST``
+    variant fails to compile, warn and run (and from then on use, for this
+    specialisation) the general one."""
+    cap = MAX_REGISTERS.get(kernel.fn.__name__)
+    if cap is not None and not launch.interpreting():
+        constants = {**constants, "maxnreg": cap}
     if constants.get("FAST") and not _fast_compiles(kernel, constants):
         constants = {**constants, "FAST": False}
     try:
@@ -140,8 +148,9 @@ def _gradient_table(y: Tensor, T: int, p: AggParams) -> Tensor:
 
 def _record_frames(n_frames: int, frame_pairs: int, out_bytes: int) -> int:
     """Frames per chunk of the gather: their pair records (16 bytes each) take at most
-    about the output's size (at least 32 MiB, at least one frame)."""
-    budget = max(out_bytes, 32 << 20)
+    about the output's size (at least 32 MiB, at least one frame) and are indexed in
+    int32."""
+    budget = min(max(out_bytes, 32 << 20), _MAX_RECORD_ROW)
     return max(1, min(n_frames, budget // max(1, 16 * frame_pairs)))
 
 
@@ -178,18 +187,18 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         for frame0 in range(0, n_frames, chunk):
             frames = min(chunk, n_frames - frame0)
             if fast:
-                n_q = frames * n_h * n_w
-                kp = triton.next_power_of_2(K)
-                bq = launch.elementwise_block(n_q, max(1, 1024 // kp)) if kp <= 1024 else 1
-                pair_records_kernel[(triton.cdiv(n_q, bq),)](
-                    f, w, records.view(torch.int32), records, border, frame0 * n_h * n_w, n_q, T,
-                    H, W, n_h, n_w, K, p.stride_in, p.dilation, PS=p.ps,
-                    IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, BQ=bq, KP=kp, num_warps=4)
+                n_pairs = frames * frame_pairs
+                block = launch.elementwise_block(n_pairs, 512)
+                border.zero_()
+                pair_records_kernel[(triton.cdiv(n_pairs, block),)](
+                    f, w, records, border, frame0, n_pairs, T, H, W, n_h, n_w, K, p.stride_in,
+                    p.dilation, PS=p.ps, IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj,
+                    BLOCK=block, num_warps=4)
             programs = block_programs(frames, p.out_h, p.out_w, bp, bh, bw)
             _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
                     (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
-                     frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in, p.stride_out,
-                     p.dilation, steps, steps), constants)
+                     frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in,
+                     p.stride_out, p.dilation, steps, steps), constants)
     return out
 
 

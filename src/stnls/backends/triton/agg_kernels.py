@@ -258,43 +258,40 @@ def interpolate(vid, row, W, fy, fx, mask, c, C_PAD: tl.constexpr, IS_FLOAT: tl.
 
 @triton.jit
 def pair_records_kernel(
-        flows, weights, rec_i, rec_f, border, q0, n_q, T, in_h, in_w, nH, nW, K, stride_in,
+        flows, weights, records, border, frame0, n_pairs, T, in_h, in_w, nH, nW, K, stride_in,
         dilation, PS: tl.constexpr, IS_FLOAT: tl.constexpr, USE_ADJ: tl.constexpr,
-        BQ: tl.constexpr, KP: tl.constexpr):
-    """Records of the neighbours of queries ``q0 .. q0 + n_q - 1`` (global over
-    ``B*HD*Q``) for the gather, one ``[code, fy, fx, w]`` per (query, neighbour) pair
-    (``rec_i`` and ``rec_f`` view the same ``[n_q * K, 4]`` buffer as int32 and
-    float32), and ``border[q]``: whether some neighbour of the query needs the flows.
+        BLOCK: tl.constexpr):
+    """Records ``[n_pairs, 4]`` (float32; ``code`` stored as its int32 bits) of the
+    (query, neighbour) pairs of the frames ``frame0, ...`` (over ``B*HD*T``) for the gather,
+    one ``(code, fy, fx, w)`` per pair, and ``border[q]`` (zeroed by the caller, ``q`` from
+    the first query of ``frame0``) set where some neighbour of the query needs the flows.
 
     ``code`` is the table row of the pair's first source corner when its patch lies
     inside the frame (:func:`interior_corner`), -2 when the pair is usable but its patch
     leaves the frame (the gather evaluates it from the flows), -1 when it is not usable
     (anchor outside the video, missing neighbour; ``w`` is 0 then). A program takes
-    ``BQ`` queries and their neighbours as a ``[BQ, KP]`` tile."""
+    ``BLOCK`` consecutive pairs; indices within the chunk fit in int32 (the caller
+    bounds the chunk)."""
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
-    r = tl.program_id(0).to(tl.int64) * BQ + tl.arange(0, BQ)
-    k = tl.arange(0, KP)
-    live_q = r < n_q
-    live = live_q[:, None] & (k < K)[None, :]
-    q = (q0 + r)[:, None] + k[None, :] * 0
-    pair = q * K + k[None, :]
-    j = (q % nW).to(tl.int32)
-    i = ((q // nW) % nH).to(tl.int32)
-    frame = q // (nH * nW)
+    record = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = record < n_pairs
+    local = record // K
+    j = local % nW
+    i = (local // nW) % nH
+    frame = frame0 + local // (nH * nW)
     t = (frame % T).to(tl.int32)
+    pair = (tl.full([], 0, tl.int64) + frame0) * (nH * nW) * K + record
     anchor_t, anchor_h, anchor_w, ok, _, _ = neighbour_anchor(
         flows, pair, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
     interior, y0, x0, fy, fx = interior_corner(anchor_h, anchor_w, ok, in_h, in_w, dilation,
                                                FIRST, PS, IS_FLOAT)
     base = (((frame - t) + anchor_t) * in_h + y0) * in_w + x0
     code = tl.where(interior, base.to(tl.int32), tl.where(ok, -2, -1))
-    w = tl.load(weights + pair, mask=live, other=0.0).to(tl.float32)
-    record = (pair - q0 * K) * 4
-    tl.store(rec_i + record, code, mask=live)
-    tl.store(rec_f + record + 1, fy, mask=live)
-    tl.store(rec_f + record + 2, fx, mask=live)
-    tl.store(rec_f + record + 3, tl.where(ok, w, 0.0), mask=live)
-    tl.store(border + r, tl.max((code == -2).to(tl.int32), 1), mask=live_q)
+    w = tl.where(ok, tl.load(weights + pair, mask=live, other=0.0).to(tl.float32), 0.0)
+    fields = tl.reshape(tl.join(tl.join(code.to(tl.float32, bitcast=True), fx), tl.join(fy, w)),
+                        [BLOCK, 4])
+    tl.store(records + record[:, None] * 4 + tl.arange(0, 4)[None, :], fields, mask=live[:, None])
+    tl.atomic_max(border + local, 1, mask=live & (code == -2))
 
 
 @triton.jit
@@ -315,7 +312,8 @@ def gather_tap(vid, weights, flows, pair, mask, bhd, tq, i, j, a, b, pk, c, T, i
 
 @triton.jit
 def agg_gather_kernel(
-        vid, weights, flows, rec_i, rec_f, border, cov, out, frame0, n_frames, T, C, in_h, in_w, out_h,
+        vid, weights, flows, rec_i, rec_f, border, cov, out, frame0, n_frames, T, C, in_h, in_w,
+        out_h,
         out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
@@ -369,8 +367,12 @@ def agg_gather_kernel(
                         code = tl.load(rec_i + record, mask=ok_q, other=-1)
                         fast = ok_q & (code >= 0)
                         w = tl.load(rec_f + record + 3, mask=fast, other=0.0)
-                        fy = tl.load(rec_f + record + 1, mask=fast, other=0.0)
-                        fx = tl.load(rec_f + record + 2, mask=fast, other=0.0)
+                        if IS_FLOAT:
+                            fy = tl.load(rec_f + record + 1, mask=fast, other=0.0)
+                            fx = tl.load(rec_f + record + 2, mask=fast, other=0.0)
+                        else:
+                            fy = w * 0.0
+                            fx = fy
                         # (not tl.where(fast, ...): Triton 3.6 fails to compile that here)
                         row = (tl.maximum(code, 0) + offset).to(tl.int64)
                         acc += w[:, None] * interpolate(vid, row, in_w, fy, fx, fast, c, C_PAD,
