@@ -153,14 +153,30 @@ def test_tile_reduced_precision():
 
 def test_channels_last_tables():
     """The padded channels-last copy, with and without the division by the coverage."""
-    x = torch.randn(6, 5, 12)
+    x = torch.randn(6, 5, 3, 4)
     cov = torch.rand(3, 12) + 1
-    table = launch.channels_last(x, 5, 12, torch.float32)
+    table = launch.channels_last(x, torch.float32)
     assert table.shape == (72, 8) and torch.equal(table[:, 5:], torch.zeros(72, 3))
-    torch.testing.assert_close(table[:, :5], x.transpose(1, 2).reshape(72, 5), rtol=0, atol=0)
-    normalised = launch.channels_last(x, 5, 12, torch.float32, cov)
-    expected = (x.view(2, 3, 5, 12) / cov[None, :, None]).transpose(2, 3).reshape(72, 5)
+    rows = x.reshape(6, 5, 12).transpose(1, 2).reshape(72, 5)
+    torch.testing.assert_close(table[:, :5], rows, rtol=0, atol=0)
+    normalised = launch.channels_last(x, torch.float32, cov)
+    expected = (x.reshape(2, 3, 5, 12) / cov[None, :, None]).transpose(2, 3).reshape(72, 5)
     torch.testing.assert_close(normalised[:, :5], expected)
+
+
+@pytest.mark.parametrize("view", ["heads", "stack", "pixels", "channels", "many axes"])
+def test_channels_last_reads_strided_videos(view):
+    """Views read in place (split heads, a stack's planes, a sliced channel range) or, where
+    the pixels are not contiguous, copied first: the table is that of the contiguous video."""
+    base = torch.randn(2, 3, 4, 6, 5, 7)
+    x = {"heads": base.transpose(1, 2),  # [B, HD, T, C, H, W] of a [B, T, HD, C, H, W] video
+         "stack": base.permute(0, 2, 1, 3, 4, 5)[:, :, 1:],
+         "pixels": base.transpose(-1, -2),
+         "channels": base[:, :, :, 1:4],
+         "many axes": base.view(2, 3, 2, 2, 6, 5, 7).transpose(1, 3)}[view]
+    table = launch.channels_last(x, torch.float32)
+    expected = launch.channels_last(x.contiguous(), torch.float32)
+    torch.testing.assert_close(table, expected, rtol=0, atol=0)
 
 
 def test_gpu_tiling(monkeypatch):

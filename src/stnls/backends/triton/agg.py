@@ -140,10 +140,8 @@ def _covering_steps(p: AggParams) -> int:
 
 def _gradient_table(y: Tensor, T: int, p: AggParams) -> Tensor:
     """``y / coverage`` as a float32 padded channels-last table (``y`` of the gather's shape)."""
-    C = y.shape[-3]
-    hw = p.out_h * p.out_w
-    cov = _coverage(T, p, y.device).view(T, hw)
-    return channels_last(y.reshape(-1, C, hw), C, hw, torch.float32, cov)
+    cov = _coverage(T, p, y.device).view(T, p.out_h * p.out_w)
+    return channels_last(y, torch.float32, cov)
 
 
 def _record_frames(n_frames: int, frame_pairs: int, out_bytes: int) -> int:
@@ -167,7 +165,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         if out.numel() == 0 or K == 0:
             return out.zero_()
         cb, c_pad = channel_block(C)
-        table = channels_last(vid.reshape(B * HD * T, C, H * W), C, H * W, vid.dtype)
+        table = channels_last(vid, vid.dtype)
         w, f = _matches(weights, flows, p)
         n_frames = B * HD * T
         n_h, n_w = p.grid
@@ -289,7 +287,7 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
         grad_w.zero_()
     if n_q > 0 and K > 0 and C > 0:
         g = _gradient_table(y, T, p)
-        table = channels_last(vid.reshape(n_frames, C, H * W), C, H * W, vid.dtype)
+        table = channels_last(vid, vid.dtype)
         w, f = _matches(weights, flows, p)
         bq, bh, bw, programs = tile_blocks(n_frames, *p.grid, cb)
         _launch(agg_pair_grads_kernel, (programs,),

@@ -89,19 +89,22 @@ def fixed_point_scale(bound: Tensor) -> Tensor:
 
 
 @triton.jit
-def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C,
+def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C, n1, n2, s0, s1, s2, s_c,
                          NORMALISE: tl.constexpr, C_PAD: tl.constexpr, CB: tl.constexpr,
                          BP: tl.constexpr):
     """``dst[p, c] = src[f, c, s] / cov[f % frames, s]`` for pixel ``p = f * hw + s`` of a
-    channels-first ``[F, C, hw]`` tensor (no division without ``NORMALISE``); channels
-    ``C <= c < C_PAD`` are written as 0."""
+    channels-first video whose frame ``f = (i0 * n1 + i1) * n2 + i2`` starts at
+    ``i0 * s0 + i1 * s1 + i2 * s2`` and whose channels are ``s_c`` apart (pixels
+    contiguous); no division without ``NORMALISE``. Channels ``C <= c < C_PAD`` are
+    written as 0."""
     pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
     live = pix < n_pix
     frame = pix // hw
     spot = pix % hw
+    start = (frame // (n1 * n2)) * s0 + ((frame // n2) % n1) * s1 + (frame % n2) * s2
     mask = live[:, None] & (c < C)[None, :]
-    value = tl.load(src + (frame * C)[:, None] * hw + c[None, :].to(tl.int64) * hw + spot[:, None],
+    value = tl.load(src + (start + spot)[:, None] + c[None, :].to(tl.int64) * s_c,
                     mask=mask, other=0.0).to(tl.float32)
     if NORMALISE:
         value = value / tl.load(cov + (frame % frames) * hw + spot, mask=live, other=1.0)[:, None]
@@ -109,17 +112,44 @@ def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C,
              mask=live[:, None] & (c < C_PAD)[None, :])
 
 
-def channels_last(src: Tensor, C: int, hw: int, dtype: torch.dtype, cov: Tensor | None = None) -> Tensor:
-    """``[F, C, hw]`` channels-first (any contiguous tensor of that layout) as a padded
-    channels-last table ``[F * hw, C_PAD]`` of ``dtype``, divided by ``cov [frames, hw]``
-    (broadcast over ``F``) if given."""
-    src = src.contiguous()
-    n_pix = src.numel() // C
+def _frame_layout(src: Tensor) -> tuple[Tensor, list[int], list[int]]:
+    """``src [..., C, H, W]`` (made contiguous if its pixels are not, or if its leading axes
+    do not merge into three) with the sizes and strides of three leading axes."""
+    H, W = src.shape[-2:]
+    if src.stride(-1) != 1 and W > 1 or src.stride(-2) != W and H > 1:
+        src = src.contiguous()
+    sizes, strides = [], []
+    for size, stride in zip(src.shape[:-3], src.stride()[:-3]):
+        if size == 1:
+            continue
+        if sizes and strides[-1] == stride * size:
+            sizes[-1], strides[-1] = sizes[-1] * size, stride
+        else:
+            sizes.append(size)
+            strides.append(stride)
+    if len(sizes) > 3:
+        return _frame_layout(src.contiguous())
+    pad = 3 - len(sizes)
+    return src, [1] * pad + sizes, [0] * pad + strides
+
+
+def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None) -> Tensor:
+    """A channels-first video ``[..., C, H, W]`` (any strides; no copy where its pixels are
+    contiguous) as a padded channels-last table ``[frames * H * W, C_PAD]`` of ``dtype``,
+    frames in the order of the leading axes, divided by ``cov [n, H * W]`` (frame ``f``
+    by row ``f % n``) if given."""
+    C, H, W = src.shape[-3:]
+    src, sizes, strides = _frame_layout(src)
+    hw = H * W
+    n_pix = src.numel() // max(C, 1)
     cb, c_pad = channel_block(C)
     dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
+    if n_pix == 0:
+        return dst
     bp = min(4096, triton.next_power_of_2(max(n_pix, 1))) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     channels_last_kernel[(triton.cdiv(n_pix, bp), c_pad // cb)](
-        src, dst, src if cov is None else cov, n_pix, frames, hw, C, NORMALISE=cov is not None,
-        C_PAD=c_pad, CB=cb, BP=bp, num_warps=NUM_WARPS)
+        src, dst, src if cov is None else cov, n_pix, frames, hw, C, sizes[1], sizes[2], *strides,
+        src.stride(-3), NORMALISE=cov is not None, C_PAD=c_pad, CB=cb, BP=bp,
+        num_warps=NUM_WARPS)
     return dst
