@@ -271,7 +271,7 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
                 scatter: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(grad_w, grad_f, acc)``: the pair gradients and (``scatter``) the float32
     channels-last accumulator of the video gradient, else None."""
-    B, HD, T, C, H, W = vid.shape
+    B, HD, T, C = vid.shape[:4]
     K = weights.shape[-1]
     offsets = want_flows and p.itype == "float"
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype

@@ -313,8 +313,7 @@ def gather_tap(vid, weights, flows, pair, mask, bhd, tq, i, j, a, b, pk, c, T, i
 @triton.jit
 def agg_gather_kernel(
         vid, weights, flows, rec_i, rec_f, border, cov, out, frame0, n_frames, T, C, in_h, in_w,
-        out_h,
-        out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
+        out_h, out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
         SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, BP: tl.constexpr,
