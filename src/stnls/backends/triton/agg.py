@@ -78,9 +78,7 @@ def _launch(kernel, grid, args, constants) -> None:
     """Launch ``kernel`` (with its register cap, :data:`MAX_REGISTERS`); if its ``FAST``
     variant fails to compile, warn and run (and from then on use, for this
     specialisation) the general one."""
-    cap = MAX_REGISTERS.get(kernel.fn.__name__)
-    if cap is not None and not launch.interpreting():
-        constants = {**constants, "maxnreg": cap}
+    constants = {**constants, **launch.register_cap(MAX_REGISTERS.get(kernel.fn.__name__))}
     if constants.get("FAST") and not _fast_compiles(kernel, constants):
         constants = {**constants, "FAST": False}
     try:

@@ -27,6 +27,12 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def register_cap(cap: int | None) -> dict:
+    """Launch options compiling a kernel for at most ``cap`` registers per thread (none for
+    ``None`` or under the interpreter)."""
+    return {} if cap is None or interpreting() else {"maxnreg": cap}
+
+
 def device_guard(tensor: Tensor):
     """Launch on ``tensor``'s GPU (any ``cuda:N``)."""
     return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()

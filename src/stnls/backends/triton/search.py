@@ -33,7 +33,7 @@ from torch import Tensor
 from ...params import SearchParams
 from ...utils.env import chunk_size
 from ..reference import search as reference
-from .launch import device_guard, interpreting
+from .launch import device_guard, interpreting, register_cap
 from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
                              search_backward_kernel, search_forward_kernel)
 
@@ -161,11 +161,6 @@ def _programs(tiles: int, device: torch.device) -> int:
     return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * PROGRAMS_PER_SM)
 
 
-def _register_cap() -> dict:
-    cap = FORWARD_MAX_REGISTERS
-    return {} if cap is None or interpreting() else {"maxnreg": cap}
-
-
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
                     kept, L: reference.Layout, p: SearchParams) -> None:
     """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
@@ -194,7 +189,8 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=window,
-        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps, **_register_cap())
+        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps,
+        **register_cap(FORWARD_MAX_REGISTERS))
 
 
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
