@@ -25,7 +25,7 @@ from stnls.backends.triton import search as launcher
 from stnls.bench.search_gpu import CONFIGS, make_inputs, make_search
 from stnls.utils.layout import split_heads
 
-TILES = [(bq, warps) for bq in (1, 2, 4, 8, 16) for warps in (4, 8, 16)]
+TILES = [(bq, warps) for bq in (1, 2, 4, 8, 16) for warps in (1, 2, 4, 8, 16)]
 
 
 def _time(fn) -> float:
@@ -39,10 +39,12 @@ def sweep(name: str, max_values: int) -> dict:
     vid0, vid1, flows = make_inputs(c, c.H, c.W)
     window = triton.next_power_of_2(c.search["ws"] ** 2)
     staged = launcher.region_plan(search.params) is not None
-    cb = launcher.channel_block(c.C // c.search["nheads"], vid0.dtype, staged)
+    C = c.C // c.search["nheads"]
+    cb = launcher.forward_channel_block(C, vid0.dtype, window, staged)
+    whole_pixel = cb > launcher.channel_block(C, vid0.dtype, whole_pixel=False)
     default_fwd = launcher.forward_tile
     result = {"forward": {}, "backward": {}, "staged": staged,
-              "default_forward": default_fwd(window, cb, staged)}
+              "default_forward": default_fwd(window, cb, staged, whole_pixel)}
     try:
         for bq, warps in TILES:
             if not 4 <= bq * window * cb // (32 * warps) <= max_values:

@@ -39,14 +39,19 @@ from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
 
 # Largest number of neighbours kept per group by the fused top-k kernel.
 MAX_KEPT = 128
-# Whether the forward stages key regions where it can (see region_plan), and how
-# many programs per multiprocessor a staged launch runs.
+# Whether the forward stages key regions where it can (see region_plan), and the fewest
+# programs per multiprocessor a staged launch runs.
 USE_REGION = True
 PROGRAMS_PER_SM = 8
 # Register cap per thread of the forward kernel (None: the compiler's choice). At 128 a
 # multiprocessor holds 16 warps (four 4-warp programs); on an H200 this was 10-20% faster
 # than the compiler's choice on the benchmark configs, except na_ps1 (3% slower).
 FORWARD_MAX_REGISTERS: int | None = 128
+# Warps a multiprocessor holds at that cap.
+RESIDENT_WARPS = 16
+# Largest staged window (padded to a power of two) always read one 16-byte vector per
+# lane: its program is then one warp (float32), whose top-k merge needs no barrier.
+SMALL_WINDOW = 128
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
                  "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
@@ -89,6 +94,17 @@ def channel_block(C: int, dtype: torch.dtype, whole_pixel: bool) -> int:
     return min(limit // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
 
 
+def forward_channel_block(C: int, dtype: torch.dtype, window: int, staged: bool) -> int:
+    """``CB`` of the forward. Staged regions of windows over :data:`SMALL_WINDOW` are read
+    by whole pixels, unless 16-byte vectors pad the channels less (9 channels: 12
+    against 16); everything else one 16-byte vector per lane."""
+    vector = channel_block(C, dtype, whole_pixel=False)
+    whole = channel_block(C, dtype, whole_pixel=True)
+    if staged and window > SMALL_WINDOW and triton.cdiv(C, whole) * whole <= triton.cdiv(C, vector) * vector:
+        return whole
+    return vector
+
+
 def channels_last(vid: Tensor, width: int) -> Tensor:
     """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
     to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
@@ -126,12 +142,14 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-def forward_tile(window: int, cb: int, staged: bool) -> tuple[int, int]:
+def forward_tile(window: int, cb: int, staged: bool, whole_pixel: bool) -> tuple[int, int]:
     """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
     ``benchmarks/tune_search.py``'s sweep on an H200): one query per program with
-    staged regions (up to 32 values per thread), 16 values per thread otherwise."""
+    staged regions (16 values per thread for 16-byte vectors, 32 for whole pixels),
+    16 values per thread otherwise."""
     if staged:
-        return 1, _clamp(window * cb // 1024, 4, 16)
+        values = 32 if whole_pixel else 16
+        return 1, _clamp(window * cb // (32 * values), 1, 16)
     bq = _clamp(512 // window, 1, 16)
     return bq, _clamp(bq * window * cb // 512, 4, 16)
 
@@ -154,11 +172,13 @@ def region_plan(p: SearchParams) -> dict | None:
     return dict(R=side, RR=rr, SU=su) if rr <= 1024 else None
 
 
-def _programs(tiles: int, device: torch.device) -> int:
-    """Programs of a staged-region launch: a few per multiprocessor (each loops over tiles)."""
+def _programs(tiles: int, warps: int, device: torch.device) -> int:
+    """Programs of a staged-region launch (each loops over tiles): enough to fill every
+    multiprocessor at the register cap, at least :data:`PROGRAMS_PER_SM` per multiprocessor."""
     if interpreting():
         return min(tiles, 2)
-    return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * PROGRAMS_PER_SM)
+    per_sm = max(PROGRAMS_PER_SM, RESIDENT_WARPS // warps)
+    return min(tiles, torch.cuda.get_device_properties(device).multi_processor_count * per_sm)
 
 
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
@@ -168,8 +188,9 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
     window = triton.next_power_of_2(p.ws * p.ws)
     plan = region_plan(p)
-    cb = channel_block(L.C, vid0c.dtype, plan is not None)
-    bq, warps = forward_tile(window, cb, plan is not None)
+    cb = forward_channel_block(L.C, vid0c.dtype, window, plan is not None)
+    whole_pixel = cb > channel_block(L.C, vid0c.dtype, whole_pixel=False)
+    bq, warps = forward_tile(window, cb, plan is not None, whole_pixel)
     bq = _block(n_queries, bq)
     tiles = triton.cdiv(n_queries, bq)
     if plan is None:
@@ -177,7 +198,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         scratch, scratch_ok = dists.new_empty(1), dists.new_empty(1, dtype=torch.int8)
         region = dict(REGION=False, R=1, RR=1, RC=1, SU=1)
     else:
-        programs = _programs(tiles, dists.device)
+        programs = _programs(tiles, warps, dists.device)
         rows = programs * bq * plan["RR"]
         scratch = torch.empty(rows * vid0c.shape[-1], dtype=torch.float32, device=dists.device)
         scratch_ok = torch.empty(rows, dtype=torch.int8, device=dists.device)
@@ -203,7 +224,8 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with device_guard(vid0):
-        width = channel_block(L.C, vid0.dtype, region_plan(p) is not None)
+        width = forward_channel_block(L.C, vid0.dtype, triton.next_power_of_2(p.ws * p.ws),
+                                      region_plan(p) is not None)
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
