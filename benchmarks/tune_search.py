@@ -39,12 +39,10 @@ def sweep(name: str, max_values: int) -> dict:
     vid0, vid1, flows = make_inputs(c, c.H, c.W)
     window = triton.next_power_of_2(c.search["ws"] ** 2)
     staged = launcher.region_plan(search.params) is not None
-    C = c.C // c.search["nheads"]
-    cb = launcher.forward_channel_block(C, vid0.dtype, window, staged)
-    whole_pixel = cb > launcher.channel_block(C, vid0.dtype, whole_pixel=False)
+    reads, cb = launcher.forward_reads(search.params, c.C // c.search["nheads"], vid0.dtype)
     default_fwd = launcher.forward_tile
     result = {"forward": {}, "backward": {}, "staged": staged,
-              "default_forward": default_fwd(window, cb, staged, whole_pixel)}
+              "default_forward": default_fwd(window, cb, reads)}
     try:
         for bq, warps in TILES:
             if not 4 <= bq * window * cb // (32 * warps) <= max_values:

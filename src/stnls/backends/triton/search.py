@@ -94,17 +94,6 @@ def channel_block(C: int, dtype: torch.dtype, whole_pixel: bool) -> int:
     return min(limit // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
 
 
-def forward_channel_block(C: int, dtype: torch.dtype, window: int, staged: bool) -> int:
-    """``CB`` of the forward. Staged regions of windows over :data:`SMALL_WINDOW` are read
-    by whole pixels, unless 16-byte vectors pad the channels less (9 channels: 12
-    against 16); everything else one 16-byte vector per lane."""
-    vector = channel_block(C, dtype, whole_pixel=False)
-    whole = channel_block(C, dtype, whole_pixel=True)
-    if staged and window > SMALL_WINDOW and triton.cdiv(C, whole) * whole <= triton.cdiv(C, vector) * vector:
-        return whole
-    return vector
-
-
 def channels_last(vid: Tensor, width: int) -> Tensor:
     """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
     to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
@@ -142,14 +131,38 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-def forward_tile(window: int, cb: int, staged: bool, whole_pixel: bool) -> tuple[int, int]:
+def forward_reads(p: SearchParams, C: int, dtype: torch.dtype) -> tuple[str, int]:
+    """How the forward reads the keys, and its channel block ``CB``:
+
+    * ``"region"``: staged regions (:func:`region_plan`), one 16-byte vector per lane;
+    * ``"region_pixels"``: staged regions of windows over :data:`SMALL_WINDOW` read by
+      whole pixels, unless 16-byte vectors pad the channels less (9 channels: 12
+      against 16);
+    * ``"bilinear"``: bilinear patches (``ps > 1``) read from the video, one vector per lane;
+    * ``"direct"``: everything else, one vector per lane.
+    """
+    vector = channel_block(C, dtype, whole_pixel=False)
+    if region_plan(p) is None:
+        return ("bilinear" if p.itype == "float" and p.ps > 1 else "direct"), vector
+    whole = channel_block(C, dtype, whole_pixel=True)
+    window = triton.next_power_of_2(p.ws * p.ws)
+    if window > SMALL_WINDOW and triton.cdiv(C, whole) * whole <= triton.cdiv(C, vector) * vector:
+        return "region_pixels", whole
+    return "region", vector
+
+
+def forward_tile(window: int, cb: int, reads: str) -> tuple[int, int]:
     """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
-    ``benchmarks/tune_search.py``'s sweep on an H200): one query per program with
-    staged regions (16 values per thread for 16-byte vectors, 32 for whole pixels),
-    16 values per thread otherwise."""
-    if staged:
-        values = 32 if whole_pixel else 16
-        return 1, _clamp(window * cb // (32 * values), 1, 16)
+    ``benchmarks/tune_search.py``'s sweep and of the sweeps in docs/performance.md, on an
+    H200), by :func:`forward_reads`: one query per program with staged regions (16 values
+    per thread, 32 for whole pixels), one warp of 8 values per thread for bilinear
+    patches read directly, 16 values per thread otherwise."""
+    if reads == "region_pixels":
+        return 1, _clamp(window * cb // 1024, 1, 16)
+    if reads == "region":
+        return 1, _clamp(window * cb // 512, 1, 16)
+    if reads == "bilinear":
+        return _clamp(256 // (window * cb), 1, 16), 1
     bq = _clamp(512 // window, 1, 16)
     return bq, _clamp(bq * window * cb // 512, 4, 16)
 
@@ -188,9 +201,8 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
     window = triton.next_power_of_2(p.ws * p.ws)
     plan = region_plan(p)
-    cb = forward_channel_block(L.C, vid0c.dtype, window, plan is not None)
-    whole_pixel = cb > channel_block(L.C, vid0c.dtype, whole_pixel=False)
-    bq, warps = forward_tile(window, cb, plan is not None, whole_pixel)
+    reads, cb = forward_reads(p, L.C, vid0c.dtype)
+    bq, warps = forward_tile(window, cb, reads)
     bq = _block(n_queries, bq)
     tiles = triton.cdiv(n_queries, bq)
     if plan is None:
@@ -224,8 +236,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with device_guard(vid0):
-        width = forward_channel_block(L.C, vid0.dtype, triton.next_power_of_2(p.ws * p.ws),
-                                      region_plan(p) is not None)
+        width = forward_reads(p, L.C, vid0.dtype)[1]
         vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
