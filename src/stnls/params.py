@@ -1,8 +1,8 @@
 """Validated parameter sets of the ops.
 
 A parameter set is built once in the public API (where bad values raise a
-``ValueError`` naming the argument), passed field by field through the
-``torch.library`` op schema, and rebuilt inside the op for the backends.
+``ValueError`` naming the argument), passed through the ``torch.library`` op
+schema as three lists (``as_args``), and rebuilt inside the op for the backends.
 Derived sizes (number of temporal slots, candidates, kept neighbours) are
 computed here and nowhere else.
 """
@@ -21,10 +21,50 @@ SELF_ACTIONS = (None, "anchor", "anchor_self", "anchor_each", "remove", "remove_
                 "anchor_and_remove_ref_frame")
 # Value stored in inds entries no candidate ever wrote (only with ws_interior).
 UNWRITTEN_IND = -100000000
+# Schema arguments of a parameter set (see _SchemaFields).
+PARAMS_SCHEMA = "int[] ints, float[] reals, str[] names"
+
+
+class _SchemaFields:
+    """A parameter dataclass as op arguments: three lists (``PARAMS_SCHEMA``), the int and
+    bool fields, the float fields and the string fields (``None`` sent as ""), each in
+    field order. Few schema arguments keep ``torch.library``'s per-call handling of
+    the arguments cheap (it is quadratic in their number)."""
+
+    def as_args(self) -> tuple[list[int], list[float], list[str]]:
+        """The fields packed for an op call (see the class doc)."""
+        ints, reals, names = [], [], []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", "bool"):
+                ints.append(int(value))
+            elif field.type == "float":
+                reals.append(float(value))
+            else:
+                names.append("" if value is None else value)
+        return ints, reals, names
+
+    @classmethod
+    def from_args(cls, ints, reals, names):
+        """The parameter set :meth:`as_args` packed."""
+        ints, reals, names = iter(ints), iter(reals), iter(names)
+        values = []
+        for field in dataclasses.fields(cls):
+            if field.type == "int":
+                values.append(next(ints))
+            elif field.type == "bool":
+                values.append(bool(next(ints)))
+            elif field.type == "float":
+                values.append(next(reals))
+            elif field.type == "str | None":
+                values.append(next(names) or None)
+            else:
+                values.append(next(names))
+        return cls(*values)
 
 
 @dataclass(frozen=True)
-class SearchParams:
+class SearchParams(_SchemaFields):
     """Parameters of :class:`stnls.search.NonLocalSearch`, normalised.
 
     See the class docstring for their meaning. ``stride1`` is already the
@@ -95,10 +135,6 @@ class SearchParams:
                    bool(reflect_bounds), bool(full_ws), bool(use_adj), bool(normalize_bwd),
                    k_agg, off_Hq, off_Wq, itype)
 
-    def as_args(self) -> tuple:
-        """The fields in schema order (the op signatures list them in this order)."""
-        return dataclasses.astuple(self)
-
     # -- derived sizes --
 
     @property
@@ -150,7 +186,7 @@ BORDERS = ("reflect", "zero")
 
 
 @dataclass(frozen=True)
-class AggParams:
+class AggParams(_SchemaFields):
     """Parameters of the aggregation ops (:mod:`stnls.agg`), normalised.
 
     Query ``(t, i, j)`` reads its neighbours around ``(t, i * stride_in, j * stride_in)``
@@ -208,10 +244,6 @@ class AggParams:
         return cls(ps, stride_in, stride_out, in_h, in_w, out_h, out_w, pt, dilation,
                    bool(reflect_bounds), bool(use_adj), itype, bool(sum_k), bool(pooled))
 
-    def as_args(self) -> tuple:
-        """The fields in schema order."""
-        return dataclasses.astuple(self)
-
     @property
     def grid(self) -> tuple[int, int]:
         """Query grid ``(nH, nW)``."""
@@ -219,7 +251,7 @@ class AggParams:
 
 
 @dataclass(frozen=True)
-class TileParams:
+class TileParams(_SchemaFields):
     """Parameters of the patch unfold/fold ops (:mod:`stnls.tile`), normalised.
 
     Patches are read from a ``T x H x W`` video around absolute positions;
@@ -250,10 +282,6 @@ class TileParams:
         dilation = check_int("dilation", dilation, minimum=1)
         top, left, btm, right = check_rectangle("coords", box, H, W)
         return cls(T, H, W, ps, pt, dilation, bool(use_adj), bool(reflect), top, left, btm, right)
-
-    def as_args(self) -> tuple:
-        """The fields in schema order."""
-        return dataclasses.astuple(self)
 
 
 def check_rectangle(name: str, coords, H: int, W: int) -> tuple[int, int, int, int]:

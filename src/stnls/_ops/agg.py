@@ -17,18 +17,14 @@ Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import Tensor
 
 from .. import backends
-from ..params import AggParams
+from ..params import PARAMS_SCHEMA, AggParams
 from ..utils.checks import check_finite
-from .schema import params_schema
 
-_PARAMS = params_schema(AggParams)
-_N_PARAMS = len(dataclasses.fields(AggParams))
+_N_PARAMS = len(PARAMS_SCHEMA.split(","))
 
 
 def gathered_shape(B: int, HD: int, T: int, C: int, K: int, p: AggParams) -> tuple[int, ...]:
@@ -65,14 +61,14 @@ def check_agg_tensors(vid_shape, weights: Tensor, flows: Tensor, p: AggParams) -
 
 def _gather_params(vid: Tensor, weights: Tensor, flows: Tensor, params) -> AggParams:
     """Checked parameters of a gather (eager and fake)."""
-    p = AggParams(*params)
+    p = AggParams.from_args(*params)
     check_agg_tensors(vid.shape, weights, flows, p)
     return p
 
 
 def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggParams:
     """Checked parameters of a scatter: ``y`` must have the gather's output shape."""
-    p = AggParams(*params)
+    p = AggParams.from_args(*params)
     B, HD, T = weights.shape[:3]
     expected = gathered_shape(B, HD, T, y.shape[-3], weights.shape[-1], p)
     if tuple(y.shape) != expected:
@@ -116,7 +112,7 @@ def _scatter(y, weights, flows, *params_and_check):
     return _run("agg_scatter", y, flows, check_flows, y, weights, flows, p)
 
 
-_SIGNATURE = f"Tensor weights, Tensor flows, {_PARAMS}, bool check_flows=True) -> Tensor"
+_SIGNATURE = f"Tensor weights, Tensor flows, {PARAMS_SCHEMA}, bool check_flows=True) -> Tensor"
 agg_gather = torch.library.custom_op("stnls::agg_gather", _gather, mutates_args=(),
                                      schema=f"(Tensor vid, {_SIGNATURE}")
 agg_scatter = torch.library.custom_op("stnls::agg_scatter", _scatter, mutates_args=(),
@@ -141,14 +137,14 @@ def _scatter_fake(y, weights, flows, *params_and_check):
 
 
 def _pair_grads(y, vid, weights, flows, want_flows, *params):
-    p = AggParams(*params)
+    p = AggParams.from_args(*params)
     return backends.choose(vid.device, "agg_pair_grads").agg_pair_grads(
         y, vid, weights, flows, want_flows, p)
 
 
 agg_pair_grads = torch.library.custom_op(
     "stnls::agg_pair_grads", _pair_grads, mutates_args=(),
-    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_flows, {_PARAMS}) "
+    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_flows, {PARAMS_SCHEMA}) "
             "-> (Tensor, Tensor)"))
 
 
@@ -159,7 +155,7 @@ def _pair_grads_fake(y, vid, weights, flows, want_flows, *params):
 
 
 def _gather_backward_op(y, vid, weights, flows, want_vid, want_flows, *params):
-    p = AggParams(*params)
+    p = AggParams.from_args(*params)
     return backends.choose(vid.device, "agg_gather_backward").agg_gather_backward(
         y, vid, weights, flows, want_vid, want_flows, p)
 
@@ -167,7 +163,7 @@ def _gather_backward_op(y, vid, weights, flows, want_vid, want_flows, *params):
 agg_gather_backward = torch.library.custom_op(
     "stnls::agg_gather_backward", _gather_backward_op, mutates_args=(),
     schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_vid, "
-            f"bool want_flows, {_PARAMS}) -> (Tensor, Tensor, Tensor)"))
+            f"bool want_flows, {PARAMS_SCHEMA}) -> (Tensor, Tensor, Tensor)"))
 
 
 @agg_gather_backward.register_fake

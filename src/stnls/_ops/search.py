@@ -2,7 +2,7 @@
 
 Inputs are normalised by :mod:`stnls.search`: ``vid0 [B, HD, T, C, qH, qW]``,
 ``vid1 [B, HD, T, C, kH, kW]``, ``flows [B, HDf, T, Wf, 2, nH, nW]`` followed by
-the fields of :class:`stnls.params.SearchParams`.
+the packed fields of :class:`stnls.params.SearchParams` (``as_args``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import torch
 from torch import Tensor
 
 from .. import backends
-from ..params import SearchParams
+from ..params import PARAMS_SCHEMA, SearchParams
 from ..utils.checks import check_finite
-from .schema import params_schema
 
-_PARAMS = params_schema(SearchParams)
 
 
 def check_search_tensors(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> None:
@@ -47,7 +45,7 @@ def _output_shapes(vid0: Tensor, vid1: Tensor, p: SearchParams):
 
 
 def _forward(vid0, vid1, flows, *params):
-    p = SearchParams(*params)
+    p = SearchParams.from_args(*params)
     check_search_tensors(vid0, vid1, flows, p)
     check_finite("flows", flows)
     return backends.choose(vid0.device, "non_local_search").non_local_search(vid0, vid1, flows, p)
@@ -55,19 +53,19 @@ def _forward(vid0, vid1, flows, *params):
 
 non_local_search = torch.library.custom_op(
     "stnls::non_local_search", _forward, mutates_args=(),
-    schema=f"(Tensor vid0, Tensor vid1, Tensor flows, {_PARAMS}) -> (Tensor, Tensor)")
+    schema=f"(Tensor vid0, Tensor vid1, Tensor flows, {PARAMS_SCHEMA}) -> (Tensor, Tensor)")
 
 
 @non_local_search.register_fake
 def _forward_fake(vid0, vid1, flows, *params):
-    p = SearchParams(*params)
+    p = SearchParams.from_args(*params)
     check_search_tensors(vid0, vid1, flows, p)
     shape, inds_dtype = _output_shapes(vid0, vid1, p)
     return vid0.new_empty(shape), vid0.new_empty((*shape, 3), dtype=inds_dtype)
 
 
 def _backward(grad_dists, grad_inds, vid0, vid1, flows, inds, flows_need_grad, *params):
-    p = SearchParams(*params)
+    p = SearchParams.from_args(*params)
     backend = backends.choose(vid0.device, "non_local_search_backward")
     return backend.non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds,
                                              flows_need_grad, p)
@@ -76,7 +74,7 @@ def _backward(grad_dists, grad_inds, vid0, vid1, flows, inds, flows_need_grad, *
 non_local_search_backward = torch.library.custom_op(
     "stnls::non_local_search_backward", _backward, mutates_args=(),
     schema=(f"(Tensor grad_dists, Tensor grad_inds, Tensor vid0, Tensor vid1, Tensor flows, "
-            f"Tensor inds, bool flows_need_grad, {_PARAMS}) -> (Tensor, Tensor, Tensor)"))
+            f"Tensor inds, bool flows_need_grad, {PARAMS_SCHEMA}) -> (Tensor, Tensor, Tensor)"))
 
 
 @non_local_search_backward.register_fake

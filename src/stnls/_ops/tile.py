@@ -13,10 +13,8 @@ import torch
 from torch import Tensor
 
 from .. import backends
-from ..params import TileParams
-from .schema import params_schema
+from ..params import PARAMS_SCHEMA, TileParams
 
-_PARAMS = params_schema(TileParams)
 
 
 def check_inds(inds: Tensor, B: int) -> None:
@@ -55,14 +53,14 @@ def check_positions(inds: Tensor, p: TileParams) -> None:
 
 
 def _unfold_params(vid: Tensor, inds: Tensor, params) -> TileParams:
-    p = TileParams(*params)
+    p = TileParams.from_args(*params)
     check_video("vid", vid, p)
     check_inds(inds, vid.shape[0])
     return p
 
 
 def _fold_params(patches: Tensor, inds: Tensor, params, out: Tensor | None = None) -> TileParams:
-    p = TileParams(*params)
+    p = TileParams.from_args(*params)
     check_inds(inds, patches.shape[0])
     check_patches(patches, inds, p)
     if out is not None:
@@ -91,12 +89,12 @@ def _fold_accumulate(out, patches, inds, *params):
 
 
 unfold_k = torch.library.custom_op("stnls::unfold_k", _unfold, mutates_args=(),
-                                   schema=f"(Tensor vid, Tensor inds, {_PARAMS}) -> Tensor")
+                                   schema=f"(Tensor vid, Tensor inds, {PARAMS_SCHEMA}) -> Tensor")
 fold_k = torch.library.custom_op("stnls::fold_k", _fold, mutates_args=(),
-                                 schema=f"(Tensor patches, Tensor inds, {_PARAMS}) -> Tensor")
+                                 schema=f"(Tensor patches, Tensor inds, {PARAMS_SCHEMA}) -> Tensor")
 fold_k_accumulate_ = torch.library.custom_op(
     "stnls::fold_k_accumulate_", _fold_accumulate, mutates_args=("out",),
-    schema=f"(Tensor(a!) out, Tensor patches, Tensor inds, {_PARAMS}) -> ()")
+    schema=f"(Tensor(a!) out, Tensor patches, Tensor inds, {PARAMS_SCHEMA}) -> ()")
 
 
 @unfold_k.register_fake

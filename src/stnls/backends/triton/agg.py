@@ -43,8 +43,8 @@ from ..reference import agg as reference
 from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
                           pair_records_kernel)
-from .launch import (block_programs, channel_block, channels_last, device_guard, fixed_point_scale,
-                     tile_blocks)
+from .launch import (block_programs, cdiv, channel_block, channels_last, device_guard,
+                     fixed_point_scale, tile_blocks)
 
 logger = logging.getLogger("stnls")
 
@@ -71,7 +71,7 @@ def _specialisation(kernel, constants: dict) -> str:
 
 def _fast_compiles(kernel, constants: dict) -> bool:
     """False once the fast variant of this specialisation failed to compile."""
-    return _specialisation(kernel, constants) not in FALLBACKS
+    return not FALLBACKS or _specialisation(kernel, constants) not in FALLBACKS
 
 
 def _launch(kernel, grid, args, constants) -> None:
@@ -186,7 +186,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
                 n_pairs = frames * frame_pairs
                 block = launch.elementwise_block(n_pairs, 512)
                 border.zero_()
-                pair_records_kernel[(triton.cdiv(n_pairs, block),)](
+                pair_records_kernel[(cdiv(n_pairs, block),)](
                     f, w, records, border, frame0, n_pairs, T, H, W, n_h, n_w, K, p.stride_in,
                     p.dilation, PS=p.ps, IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj,
                     BLOCK=block, num_warps=4)

@@ -22,6 +22,16 @@ TILE_ELEMENTS = 512
 NUM_WARPS = 4
 
 
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` of Python ints (``triton.cdiv`` is much slower to call from the host)."""
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two ``>= n`` (1 for ``n <= 1``), for host-side sizes."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
 def interpreting() -> bool:
     """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -41,8 +51,8 @@ def device_guard(tensor: Tensor):
 def channel_block(C: int) -> tuple[int, int]:
     """``(CB, C_PAD)``: channels per tile (a power of two, at most 64) and the padded channel
     count of the channels-last tables (a multiple of ``CB``, so rows are aligned)."""
-    cb = min(triton.next_power_of_2(max(C, 1)), MAX_CHANNEL_BLOCK)
-    return cb, triton.cdiv(C, cb) * cb
+    cb = min(next_power_of_2(max(C, 1)), MAX_CHANNEL_BLOCK)
+    return cb, cdiv(C, cb) * cb
 
 
 def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, int]:
@@ -59,13 +69,13 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
     a block covers whole frames, up to 4096 rows.
     """
     if interpreting():
-        bh, bw = triton.next_power_of_2(max(H, 1)), triton.next_power_of_2(max(W, 1))
-        frames = max(1, min(4096 // (bh * bw), triton.next_power_of_2(max(n_frames, 1))))
+        bh, bw = next_power_of_2(max(H, 1)), next_power_of_2(max(W, 1))
+        frames = max(1, min(4096 // (bh * bw), next_power_of_2(max(n_frames, 1))))
         rows = frames * bh * bw
     else:
         rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
-        square = triton.next_power_of_2(max(1, int(rows ** 0.5)))
-        bw = max(1, min(rows, square, triton.next_power_of_2(max(W, 1))))
+        square = next_power_of_2(max(1, int(rows ** 0.5)))
+        bw = max(1, min(rows, square, next_power_of_2(max(W, 1))))
         bh = rows // bw
         frames = 1
     return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
@@ -74,12 +84,12 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
 def block_programs(n_frames: int, H: int, W: int, rows: int, bh: int, bw: int) -> int:
     """Programs covering ``n_frames`` frames of ``H x W`` with the blocks of :func:`tile_blocks`."""
     frames = rows // (bh * bw)
-    return triton.cdiv(n_frames, frames) * triton.cdiv(H, bh) * triton.cdiv(W, bw)
+    return cdiv(n_frames, frames) * cdiv(H, bh) * cdiv(W, bw)
 
 
 def elementwise_block(n: int, block: int = 1024) -> int:
     """Block of a 1-d elementwise kernel (the interpreter takes up to 65536 per program)."""
-    return min(1 << 16, triton.next_power_of_2(max(n, 1))) if interpreting() else block
+    return min(1 << 16, next_power_of_2(max(n, 1))) if interpreting() else block
 
 
 def fixed_point_scale(bound: Tensor) -> Tensor:
@@ -152,9 +162,9 @@ def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None) ->
     dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
     if n_pix == 0:
         return dst
-    bp = min(4096, triton.next_power_of_2(max(n_pix, 1))) if interpreting() else 64
+    bp = min(4096, next_power_of_2(max(n_pix, 1))) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
-    channels_last_kernel[(triton.cdiv(n_pix, bp), c_pad // cb)](
+    channels_last_kernel[(cdiv(n_pix, bp), c_pad // cb)](
         src, dst, src if cov is None else cov, n_pix, frames, hw, C, sizes[1], sizes[2], *strides,
         src.stride(-3), NORMALISE=cov is not None, C_PAD=c_pad, CB=cb, BP=bp,
         num_warps=NUM_WARPS)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 
 import torch
-import triton
 from torch import Tensor
 
 from ...params import SearchParams
 from ...utils.env import chunk_size
 from ..reference import search as reference
-from .launch import device_guard, interpreting, register_cap
+from .launch import cdiv, device_guard, interpreting, next_power_of_2, register_cap
 from .search_kernels import (GLOBAL_PIN, GLOBAL_REMOVE, NO_ANCHOR, SLOT_PIN,
                              search_backward_kernel, search_forward_kernel)
 
@@ -91,14 +90,14 @@ def channel_block(C: int, dtype: torch.dtype, whole_pixel: bool) -> int:
     or (``whole_pixel``) all channels up to 64 bytes, split over neighbouring lanes
     so that a warp's read covers whole cache lines of neighbouring pixels."""
     limit = 64 if whole_pixel else 16
-    return min(limit // torch.empty((), dtype=dtype).element_size(), triton.next_power_of_2(C))
+    return min(limit // torch.empty((), dtype=dtype).element_size(), next_power_of_2(C))
 
 
 def channels_last(vid: Tensor, width: int) -> Tensor:
     """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
     to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
     B, HD, T, C, H, W = vid.shape
-    padded = vid.new_zeros((B, HD, T, H, W, triton.cdiv(C, width) * width))
+    padded = vid.new_zeros((B, HD, T, H, W, cdiv(C, width) * width))
     padded[..., :C] = vid.permute(0, 1, 2, 4, 5, 3)
     return padded
 
@@ -124,7 +123,7 @@ def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor, cb: int) 
 def _block(items: int, block: int) -> int:
     """Tile size: ``block`` on a GPU; under the interpreter, whose cost is per
     program rather than per element, one tile covering up to 4096 items."""
-    return min(4096, triton.next_power_of_2(max(items, 1))) if interpreting() else block
+    return min(4096, next_power_of_2(max(items, 1))) if interpreting() else block
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -145,8 +144,8 @@ def forward_reads(p: SearchParams, C: int, dtype: torch.dtype) -> tuple[str, int
     if region_plan(p) is None:
         return ("bilinear" if p.itype == "float" and p.ps > 1 else "direct"), vector
     whole = channel_block(C, dtype, whole_pixel=True)
-    window = triton.next_power_of_2(p.ws * p.ws)
-    if window > SMALL_WINDOW and triton.cdiv(C, whole) * whole <= triton.cdiv(C, vector) * vector:
+    window = next_power_of_2(p.ws * p.ws)
+    if window > SMALL_WINDOW and cdiv(C, whole) * whole <= cdiv(C, vector) * vector:
         return "region_pixels", whole
     return "region", vector
 
@@ -181,7 +180,7 @@ def region_plan(p: SearchParams) -> dict | None:
         return None
     su = round(float(p.stride1))
     side = (p.ws - 1) * su + (p.ps - 1) * p.dilation + 1
-    rr = triton.next_power_of_2(side * side)
+    rr = next_power_of_2(side * side)
     return dict(R=side, RR=rr, SU=su) if rr <= 1024 else None
 
 
@@ -199,12 +198,12 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
     per group, or (``kept == 0``) every candidate of the slots from ``first_slot``."""
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
-    window = triton.next_power_of_2(p.ws * p.ws)
+    window = next_power_of_2(p.ws * p.ws)
     plan = region_plan(p)
     reads, cb = forward_reads(p, L.C, vid0c.dtype)
     bq, warps = forward_tile(window, cb, reads)
     bq = _block(n_queries, bq)
-    tiles = triton.cdiv(n_queries, bq)
+    tiles = cdiv(n_queries, bq)
     if plan is None:
         programs = tiles
         scratch, scratch_ok = dists.new_empty(1), dists.new_empty(1, dtype=torch.int8)
@@ -222,7 +221,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=window,
-        KP=triton.next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps,
+        KP=next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps,
         **register_cap(FORWARD_MAX_REGISTERS))
 
 
@@ -345,11 +344,11 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
                                         pairs, p)
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
-        neighbours = triton.next_power_of_2(max(K, 1))
+        neighbours = next_power_of_2(max(K, 1))
         bq, warps = backward_tile(neighbours, width, p)
         bq = _block(total, bq)
         if pairs > 0:
-            search_backward_kernel[(triton.cdiv(total, bq),)](
+            search_backward_kernel[(cdiv(total, bq),)](
                 grad_dists_c, grad_inds_c, inds_c, vid0c, vid1c, flows_k, grad0, grad1, grad_flows,
                 scales, grad_inds_step, total, K_full, K, L.queries, L.HD, L.HDf, L.T, L.qH, L.qW,
                 L.kH, L.kW, L.nH, L.nW, L.Wf, p.wt, p.stride0, p.strideQ, p.off_Hq, p.off_Wq, p.dilation,

@@ -20,7 +20,7 @@ from torch import Tensor
 from ...params import TileParams
 from ..reference import tile as reference
 from .geometry import in_range, reflect
-from .launch import device_guard, elementwise_block, fixed_point_scale
+from .launch import cdiv, device_guard, elementwise_block, fixed_point_scale
 
 BLOCK = 1024
 
@@ -110,7 +110,7 @@ def unfold_k(vid: Tensor, inds: Tensor, p: TileParams) -> Tensor:
         n = patches.numel()
         if n:
             block = elementwise_block(n, BLOCK)
-            unfold_kernel[(triton.cdiv(n, block),)](vid.contiguous(), inds.contiguous(), patches,
+            unfold_kernel[(cdiv(n, block),)](vid.contiguous(), inds.contiguous(), patches,
                                                     *_args(inds, n, C, p), **_constants(p),
                                                     BLOCK=block, num_warps=4)
     return patches
@@ -145,7 +145,7 @@ def fold_k_accumulate_(out: Tensor, patches: Tensor, inds: Tensor, p: TileParams
             target = torch.zeros(out.shape, dtype=torch.int64, device=out.device)
         else:
             scale, target = torch.ones(1, device=out.device), out
-        fold_kernel[(triton.cdiv(n, block),)](patches, inds, target, scale, *_args(inds, n, C, p),
+        fold_kernel[(cdiv(n, block),)](patches, inds, target, scale, *_args(inds, n, C, p),
                                               **_constants(p), FIXED_POINT=fixed_point,
                                               BLOCK=block, num_warps=4)
         if fixed_point:
