@@ -144,8 +144,8 @@ def _pair_grads(y, vid, weights, flows, want_flows, *params):
 
 agg_pair_grads = torch.library.custom_op(
     "stnls::agg_pair_grads", _pair_grads, mutates_args=(),
-    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_flows, {PARAMS_SCHEMA}) "
-            "-> (Tensor, Tensor)"))
+    schema=(f"(Tensor y, Tensor vid, Tensor weights, Tensor flows, bool want_flows, "
+            f"{PARAMS_SCHEMA}) -> (Tensor, Tensor)"))
 
 
 @agg_pair_grads.register_fake
