@@ -68,9 +68,8 @@ def check_finite(name: str, value: Tensor) -> None:
     """Refuse NaN or infinite values (they would be used as memory offsets).
 
     One reduction (``aminmax`` propagates NaN, and an infinity is an extreme) and one
-    device sync."""
+    copy of its two values to the host (a device sync)."""
     if value.numel() == 0:
         return
-    low, high = torch.aminmax(value)
-    if not bool(torch.isfinite(low) & torch.isfinite(high)):
+    if not all(math.isfinite(extreme) for extreme in torch.stack(torch.aminmax(value)).tolist()):
         raise ValueError(f"{name} must hold finite values (found NaN or inf)")
