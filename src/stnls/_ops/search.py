@@ -15,7 +15,6 @@ from ..params import PARAMS_SCHEMA, SearchParams
 from ..utils.checks import check_finite
 
 
-
 def check_search_tensors(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> None:
     """Shape rules of the normalised inputs (eager and fake kernels alike)."""
     B, HD, T, C = vid0.shape[:4]

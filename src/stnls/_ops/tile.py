@@ -16,7 +16,6 @@ from .. import backends
 from ..params import PARAMS_SCHEMA, TileParams
 
 
-
 def check_inds(inds: Tensor, B: int) -> None:
     """``inds`` must be an integer ``[B, Q, K, 3]`` tensor."""
     if inds.dim() != 4 or inds.shape[0] != B or inds.shape[-1] != 3:

@@ -51,7 +51,7 @@ def device_guard(tensor: Tensor):
 def channel_block(C: int) -> tuple[int, int]:
     """``(CB, C_PAD)``: channels per tile (a power of two, at most 64) and the padded channel
     count of the channels-last tables (a multiple of ``CB``, so rows are aligned)."""
-    cb = min(next_power_of_2(max(C, 1)), MAX_CHANNEL_BLOCK)
+    cb = min(next_power_of_2(C), MAX_CHANNEL_BLOCK)
     return cb, cdiv(C, cb) * cb
 
 
@@ -69,13 +69,13 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
     a block covers whole frames, up to 4096 rows.
     """
     if interpreting():
-        bh, bw = next_power_of_2(max(H, 1)), next_power_of_2(max(W, 1))
-        frames = max(1, min(4096 // (bh * bw), next_power_of_2(max(n_frames, 1))))
+        bh, bw = next_power_of_2(H), next_power_of_2(W)
+        frames = max(1, min(4096 // (bh * bw), next_power_of_2(n_frames)))
         rows = frames * bh * bw
     else:
         rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
-        square = next_power_of_2(max(1, int(rows ** 0.5)))
-        bw = max(1, min(rows, square, next_power_of_2(max(W, 1))))
+        square = next_power_of_2(int(rows ** 0.5))
+        bw = max(1, min(rows, square, next_power_of_2(W)))
         bh = rows // bw
         frames = 1
     return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
@@ -89,7 +89,7 @@ def block_programs(n_frames: int, H: int, W: int, rows: int, bh: int, bw: int) -
 
 def elementwise_block(n: int, block: int = 1024) -> int:
     """Block of a 1-d elementwise kernel (the interpreter takes up to 65536 per program)."""
-    return min(1 << 16, next_power_of_2(max(n, 1))) if interpreting() else block
+    return min(1 << 16, next_power_of_2(n)) if interpreting() else block
 
 
 def fixed_point_scale(bound: Tensor) -> Tensor:
@@ -162,7 +162,7 @@ def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None) ->
     dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
     if n_pix == 0:
         return dst
-    bp = min(4096, next_power_of_2(max(n_pix, 1))) if interpreting() else 64
+    bp = min(4096, next_power_of_2(n_pix)) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     channels_last_kernel[(cdiv(n_pix, bp), c_pad // cb)](
         src, dst, src if cov is None else cov, n_pix, frames, hw, C, sizes[1], sizes[2], *strides,

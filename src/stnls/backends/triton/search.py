@@ -123,7 +123,7 @@ def _geometry_constants(p: SearchParams, first_slot: int, vid: Tensor, cb: int) 
 def _block(items: int, block: int) -> int:
     """Tile size: ``block`` on a GPU; under the interpreter, whose cost is per
     program rather than per element, one tile covering up to 4096 items."""
-    return min(4096, next_power_of_2(max(items, 1))) if interpreting() else block
+    return min(4096, next_power_of_2(items)) if interpreting() else block
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -221,7 +221,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=window,
-        KP=next_power_of_2(max(kept, 1)), BQ=bq, num_warps=warps,
+        KP=next_power_of_2(kept), BQ=bq, num_warps=warps,
         **register_cap(FORWARD_MAX_REGISTERS))
 
 
@@ -344,7 +344,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
                                         pairs, p)
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
-        neighbours = next_power_of_2(max(K, 1))
+        neighbours = next_power_of_2(K)
         bq, warps = backward_tile(neighbours, width, p)
         bq = _block(total, bq)
         if pairs > 0:
