@@ -502,34 +502,20 @@ def scatter_corners(grad, row, in_w, fy, fx, value, mask, c, scale, C_PAD: tl.co
 
 
 @triton.jit
-def corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w, c, C_PAD: tl.constexpr,
-                    PS: tl.constexpr, DERIVATIVES: tl.constexpr, BQ: tl.constexpr,
-                    CB: tl.constexpr):
-    """The upstream gradient ``g`` of a pair whose patch lies inside the frame (``pt = 1``,
-    dilation 1, bilinear fractions ``fy, fx``), pulled back onto pixel ``(ga, gb)`` of its
-    ``(ps+1)^2`` corner grid: ``sum over the (up to four) patch elements (ga - da, gb - db)
-    of coef * g[element]`` with ``coef`` the element's bilinear weight of that corner, and
-    (``DERIVATIVES``) the same sums with the weights' derivatives by ``fy`` and ``fx``.
-    ``<corner values, these>`` over the grid are the pair's ``<g, patch>`` and its
-    derivatives by the row and column offsets. Each ``[rows, CB]``; ``(rq, cq)`` is the
-    destination of element ``(0, 0)``."""
-    value = tl.zeros([BQ, CB], dtype=tl.float32)
-    d_dy = tl.zeros([BQ, CB], dtype=tl.float32)
-    d_dx = tl.zeros([BQ, CB], dtype=tl.float32)
-    for da in tl.static_range(2):
-        for db in tl.static_range(2):
-            rh = rq + (ga - da)
-            rw = cq + (gb - db)
-            use = (inside & (ga - da >= 0) & (ga - da < PS) & (gb - db >= 0) & (gb - db < PS)
-                   & in_range(rh, out_h) & in_range(rw, out_w))
-            grad_out = load_rows(g, gq + rh * out_w + rw, use, c, C_PAD)
-            coef_y = fy if da == 1 else 1.0 - fy
-            coef_x = fx if db == 1 else 1.0 - fx
-            value += (coef_y * coef_x)[:, None] * grad_out
-            if DERIVATIVES:
-                d_dy += ((1.0 if da == 1 else -1.0) * coef_x)[:, None] * grad_out
-                d_dx += ((1.0 if db == 1 else -1.0) * coef_y)[:, None] * grad_out
-    return value, d_dy, d_dx
+def gradient_row(g, gq, rq, cq, a, gb, fx, inside, out_h, out_w, c, C_PAD: tl.constexpr,
+                 PS: tl.constexpr):
+    """Row ``a`` of the upstream gradient patch of pairs whose patch lies inside the frame
+    (``pt = 1``, dilation 1), pulled onto column ``gb`` of their ``(ps+1)^2`` corner grid
+    along the columns: ``((1 - fx) * g[a, gb] + fx * g[a, gb - 1], g[a, gb - 1] - g[a, gb])``
+    ``[rows, CB]``, with ``g[a, b]`` the gradient at the destination of patch element
+    ``(a, b)`` (0 outside the patch or the output; ``(rq, cq)`` is element ``(0, 0)``)."""
+    rh = rq + a
+    row_ok = inside & (a < PS) & in_range(rh, out_h)
+    right_ok = row_ok & (gb < PS) & in_range(cq + gb, out_w)
+    left_ok = row_ok & (gb >= 1) & in_range(cq + gb - 1, out_w)
+    right = load_rows(g, gq + rh * out_w + cq + gb, right_ok, c, C_PAD)
+    left = load_rows(g, gq + rh * out_w + cq + gb - 1, left_ok, c, C_PAD)
+    return right + fx[:, None] * (left - right), left - right
 
 
 @triton.jit
@@ -539,17 +525,26 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
                         CB: tl.constexpr):
     """Add ``w * A^T g`` of the pairs ``inside`` (patch inside the frame, ``pt = 1``, dilation
     1) over their ``(ps+1)^2`` corner grids from first row ``base``: one atomic add per grid
-    pixel (:func:`corner_gradient`). With ``SUMS`` also return, per pair and channel, the
-    partial sums ``<g, patch>`` and (``FLOWS``) its derivatives by the row and column
-    fractions from the grid's values in ``vid`` (``[rows, CB]`` each; zeros otherwise)."""
+    pixel. With ``SUMS`` also return, per pair and channel, the partial sums ``<g, patch>``
+    and (``FLOWS``) its derivatives by the row and column fractions from the grid's values
+    in ``vid`` (``[rows, CB]`` each; zeros otherwise).
+
+    Grid pixel ``(ga, gb)`` collects the patch elements ``(ga - da, gb - db)``, ``da, db``
+    in ``{0, 1}``, each with its bilinear weight of that corner. The sum is separable:
+    columns first (:func:`gradient_row`), then rows, carrying row ``ga - 1`` down a grid
+    column, so that each patch element is read twice instead of four times.
+    """
     DERIVATIVES: tl.constexpr = SUMS and FLOWS
     acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
     acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
     acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
-    for ga in range(PS + 1):
-        for gb in range(PS + 1):
-            value, d_dy, d_dx = corner_gradient(g, gq, rq, cq, ga, gb, fy, fx, inside, out_h, out_w,
-                                                c, C_PAD, PS, DERIVATIVES, BQ, CB)
+    for gb in range(PS + 1):
+        above = tl.zeros([BQ, CB], dtype=tl.float32)  # row ga - 1 (none above the grid)
+        above_dx = tl.zeros([BQ, CB], dtype=tl.float32)
+        for ga in range(PS + 1):
+            here, here_dx = gradient_row(g, gq, rq, cq, ga, gb, fx, inside, out_h, out_w, c,
+                                         C_PAD, PS)
+            value = here + fy[:, None] * (above - here)
             row = base + ga * in_w + gb
             accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
                        inside[:, None], scale, FIXED_POINT)
@@ -557,8 +552,10 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
                 corner = load_rows(vid, row, inside, c, C_PAD)
                 acc_w += value * corner
                 if DERIVATIVES:
-                    acc_y += d_dy * corner
-                    acc_x += d_dx * corner
+                    acc_y += (above - here) * corner
+                    acc_x += (here_dx + fy[:, None] * (above_dx - here_dx)) * corner
+            above = here
+            above_dx = here_dx
     return acc_w, acc_y, acc_x
 
 
