@@ -56,6 +56,14 @@ def test_routes_cover_the_cases():
     assert routes == {"topk", "all", "select"}
 
 
+def test_reads_cover_the_cases():
+    """The cases above read the keys from the video in every unstaged way."""
+    reads = {triton_search.forward_reads(SearchParams.create(**params), shape.get("C", 3),
+                                         torch.float32)[0]
+             for params, shape in FORWARD_CASES.values()}
+    assert reads == {"direct", "bilinear", "bilinear_pixels"}
+
+
 def test_forward_non_contiguous_inputs():
     p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)
     vid0, vid1, flows = search_inputs(p, C=4)

@@ -38,6 +38,7 @@ FORWARD_CASES = {
     "int_ps2_dilation_adj_offsets": (dict(ws=3, wt=1, k=4, ps=2, dilation=2, use_adj=True,
                                           off_Hq=1, off_Wq=-1, itype="int"), dict(H=5, W=5)),
     "float_stride0": (dict(ws=3, wt=1, k=3, stride0=2, stride1=1.5), dict(H=8, W=8)),
+    "float_wide_pixels": (dict(ws=3, wt=1, k=4), dict(C=64, H=5, W=5)),
     "float_no_reflect_no_full_ws": (dict(ws=3, wt=1, k=4, ps=2, reflect_bounds=False, full_ws=False,
                                          stride1=0.5), dict(H=5, W=5)),
     "int_pt2": (dict(ws=3, wt=1, k=4, pt=2, itype="int"), {}),

@@ -502,20 +502,20 @@ def scatter_corners(grad, row, in_w, fy, fx, value, mask, c, scale, C_PAD: tl.co
 
 
 @triton.jit
-def gradient_row(g, gq, rq, cq, a, gb, fx, inside, out_h, out_w, c, C_PAD: tl.constexpr,
-                 PS: tl.constexpr):
-    """Row ``a`` of the upstream gradient patch of pairs whose patch lies inside the frame
-    (``pt = 1``, dilation 1), pulled onto column ``gb`` of their ``(ps+1)^2`` corner grid
-    along the columns: ``((1 - fx) * g[a, gb] + fx * g[a, gb - 1], g[a, gb - 1] - g[a, gb])``
+def gradient_column(g, gq, rq, cq, ga, b, fy, inside, out_h, out_w, c, C_PAD: tl.constexpr,
+                    PS: tl.constexpr):
+    """Column ``b`` of the upstream gradient patch of pairs whose patch lies inside the frame
+    (``pt = 1``, dilation 1), pulled onto row ``ga`` of their ``(ps+1)^2`` corner grid along
+    the rows: ``((1 - fy) * g[ga, b] + fy * g[ga - 1, b], g[ga - 1, b] - g[ga, b])``
     ``[rows, CB]``, with ``g[a, b]`` the gradient at the destination of patch element
     ``(a, b)`` (0 outside the patch or the output; ``(rq, cq)`` is element ``(0, 0)``)."""
-    rh = rq + a
-    row_ok = inside & (a < PS) & in_range(rh, out_h)
-    right_ok = row_ok & (gb < PS) & in_range(cq + gb, out_w)
-    left_ok = row_ok & (gb >= 1) & in_range(cq + gb - 1, out_w)
-    right = load_rows(g, gq + rh * out_w + cq + gb, right_ok, c, C_PAD)
-    left = load_rows(g, gq + rh * out_w + cq + gb - 1, left_ok, c, C_PAD)
-    return right + fx[:, None] * (left - right), left - right
+    rw = cq + b
+    column_ok = inside & (b < PS) & in_range(rw, out_w)
+    lower_ok = column_ok & (ga < PS) & in_range(rq + ga, out_h)
+    upper_ok = column_ok & (ga >= 1) & in_range(rq + ga - 1, out_h)
+    lower = load_rows(g, gq + (rq + ga) * out_w + rw, lower_ok, c, C_PAD)
+    upper = load_rows(g, gq + (rq + ga - 1) * out_w + rw, upper_ok, c, C_PAD)
+    return lower + fy[:, None] * (upper - lower), upper - lower
 
 
 @triton.jit
@@ -531,20 +531,20 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
 
     Grid pixel ``(ga, gb)`` collects the patch elements ``(ga - da, gb - db)``, ``da, db``
     in ``{0, 1}``, each with its bilinear weight of that corner. The sum is separable:
-    columns first (:func:`gradient_row`), then rows, carrying row ``ga - 1`` down a grid
-    column, so that each patch element is read twice instead of four times.
+    rows first (:func:`gradient_column`), then columns, carrying column ``gb - 1`` along
+    the grid row, so that each patch element is read twice instead of four times.
     """
     DERIVATIVES: tl.constexpr = SUMS and FLOWS
     acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
     acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
     acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
-    for gb in range(PS + 1):
-        above = tl.zeros([BQ, CB], dtype=tl.float32)  # row ga - 1 (none above the grid)
-        above_dx = tl.zeros([BQ, CB], dtype=tl.float32)
-        for ga in range(PS + 1):
-            here, here_dx = gradient_row(g, gq, rq, cq, ga, gb, fx, inside, out_h, out_w, c,
-                                         C_PAD, PS)
-            value = here + fy[:, None] * (above - here)
+    for ga in range(PS + 1):
+        left = tl.zeros([BQ, CB], dtype=tl.float32)  # column gb - 1 (none left of the grid)
+        left_dy = tl.zeros([BQ, CB], dtype=tl.float32)
+        for gb in range(PS + 1):
+            here, here_dy = gradient_column(g, gq, rq, cq, ga, gb, fy, inside, out_h, out_w, c,
+                                            C_PAD, PS)
+            value = here + fx[:, None] * (left - here)
             row = base + ga * in_w + gb
             accumulate(grad + row[:, None] * C_PAD + c[None, :], w[:, None] * value,
                        inside[:, None], scale, FIXED_POINT)
@@ -552,10 +552,10 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
                 corner = load_rows(vid, row, inside, c, C_PAD)
                 acc_w += value * corner
                 if DERIVATIVES:
-                    acc_y += (above - here) * corner
-                    acc_x += (here_dx + fy[:, None] * (above_dx - here_dx)) * corner
-            above = here
-            above_dx = here_dx
+                    acc_y += (here_dy + fx[:, None] * (left_dy - here_dy)) * corner
+                    acc_x += (left - here) * corner
+            left = here
+            left_dy = here_dy
     return acc_w, acc_y, acc_x
 
 

@@ -51,6 +51,9 @@ RESIDENT_WARPS = 16
 # Largest staged window (padded to a power of two) always read one 16-byte vector per
 # lane: its program is then one warp (float32), whose top-k merge needs no barrier.
 SMALL_WINDOW = 128
+# Smallest pixel (channels x element size) whose bilinear ps = 1 reads go by 64-byte blocks:
+# on an H200, 64 float32 channels (gda) read faster so, 16 and 32 slower.
+WIDE_PIXEL_BYTES = 256
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
                  "anchor_self": GLOBAL_PIN, "remove": GLOBAL_REMOVE, "anchor_each": SLOT_PIN,
@@ -138,12 +141,18 @@ def forward_reads(p: SearchParams, C: int, dtype: torch.dtype) -> tuple[str, int
       whole pixels, unless 16-byte vectors pad the channels less (9 channels: 12
       against 16);
     * ``"bilinear"``: bilinear patches (``ps > 1``) read from the video, one vector per lane;
+    * ``"bilinear_pixels"``: bilinear pixels (``ps = 1``) of at least
+      :data:`WIDE_PIXEL_BYTES`, read from the video by 64-byte blocks;
     * ``"direct"``: everything else, one vector per lane.
     """
     vector = channel_block(C, dtype, whole_pixel=False)
-    if region_plan(p) is None:
-        return ("bilinear" if p.itype == "float" and p.ps > 1 else "direct"), vector
     whole = channel_block(C, dtype, whole_pixel=True)
+    if region_plan(p) is None:
+        if p.itype == "float" and p.ps > 1:
+            return "bilinear", vector
+        if p.itype == "float" and C * dtype.itemsize >= WIDE_PIXEL_BYTES:
+            return "bilinear_pixels", whole
+        return "direct", vector
     window = next_power_of_2(p.ws * p.ws)
     if window > SMALL_WINDOW and cdiv(C, whole) * whole <= cdiv(C, vector) * vector:
         return "region_pixels", whole
@@ -154,9 +163,9 @@ def forward_tile(window: int, cb: int, reads: str) -> tuple[int, int]:
     """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
     ``benchmarks/tune_search.py``'s sweep and of the sweeps in docs/performance.md, on an
     H200), by :func:`forward_reads`: one query per program with staged regions (16 values
-    per thread, 32 for whole pixels), one warp of 8 values per thread for bilinear
+    per thread, 32 for whole pixels) and for wide bilinear pixels (32), one warp of 8 values per thread for bilinear
     patches read directly, 16 values per thread otherwise."""
-    if reads == "region_pixels":
+    if reads in ("region_pixels", "bilinear_pixels"):
         return 1, _clamp(window * cb // 1024, 1, 16)
     if reads == "region":
         return 1, _clamp(window * cb // 512, 1, 16)
