@@ -257,21 +257,6 @@ def interpolate(vid, row, W, fy, fx, mask, c, C_PAD: tl.constexpr, IS_FLOAT: tl.
 
 
 @triton.jit
-def interpolate_pair(vid, row, W, fy, fx, mask, CB: tl.constexpr):
-    """Bilinear value at table row ``row`` (+ fractions ``fy, fx``, all corners inside the
-    frame) with its two columns unsummed: ``[rows, 2 * CB]``, the ``row`` and ``row + 1``
-    halves weighted by ``1 - fx`` and ``fx`` (tables of ``CB`` channels: each half row
-    pair is one contiguous read). Sum the halves for the value; 0 where not ``mask``."""
-    lanes = tl.arange(0, 2 * CB)
-    wx = (1.0 - fx)[:, None] + (2.0 * fx - 1.0)[:, None] * (lanes >= CB).to(tl.float32)[None, :]
-    top = tl.load(vid + row[:, None] * CB + lanes[None, :], mask=mask[:, None], other=0.0)
-    bottom = tl.load(vid + (row + W)[:, None] * CB + lanes[None, :], mask=mask[:, None],
-                     other=0.0)
-    top = top.to(tl.float32)
-    return wx * (top + fy[:, None] * (bottom.to(tl.float32) - top))
-
-
-@triton.jit
 def pair_records_kernel(
         flows, weights, records, border, frame0, n_pairs, T, in_h, in_w, nH, nW, K, stride_in,
         dilation, PS: tl.constexpr, IS_FLOAT: tl.constexpr, USE_ADJ: tl.constexpr,
@@ -341,8 +326,7 @@ def agg_gather_kernel(
     pixel it visits the (query, patch element) pairs landing there
     (:func:`covering_query`) and their neighbours, and adds ``w * source``. With ``FAST``
     (``pt = 1``) a neighbour is read from its record (:func:`pair_records_kernel`, queries
-    of these frames): a patch inside the frame costs four table rows at fixed offsets
-    (two reads of two neighbouring rows each where the table is one channel block);
+    of these frames): a patch inside the frame costs four table rows at fixed offsets;
     only where the tile holds a query with a neighbour whose patch leaves the frame
     (``border``) are those neighbours evaluated from the flows.
     ``vid`` is the padded channels-last table; ``out`` is channels-first
@@ -362,11 +346,7 @@ def agg_gather_kernel(
     else:
         k_first = plane
         k_end = plane + 1
-    # real offsets with one channel block: interior pairs add both columns of a corner row
-    # from one read (interpolate_pair); their halves are summed at the end
-    PAIRED: tl.constexpr = FAST and IS_FLOAT and CB == C_PAD
     acc = tl.zeros([BP, CB], dtype=tl.float32)
-    acc_pairs = tl.zeros([BP, 2 * CB if PAIRED else 1], dtype=tl.float32)
     for pk in tl.static_range(PT):
         tq = t - pk
         for m in range(steps_h):
@@ -394,12 +374,8 @@ def agg_gather_kernel(
                             fx = fy
                         # (not tl.where(fast, ...): Triton 3.6 fails to compile that here)
                         row = (tl.maximum(code, 0) + offset).to(tl.int64)
-                        if PAIRED:
-                            acc_pairs += w[:, None] * interpolate_pair(vid, row, in_w, fy, fx,
-                                                                       fast, CB)
-                        else:
-                            acc += w[:, None] * interpolate(vid, row, in_w, fy, fx, fast, c,
-                                                            C_PAD, IS_FLOAT)
+                        acc += w[:, None] * interpolate(vid, row, in_w, fy, fx, fast, c, C_PAD,
+                                                        IS_FLOAT)
                         if any_border:
                             acc += gather_tap(vid, weights, flows, qid * K + k,
                                               ok_q & (code == -2), bhd, tq, i, j, a, b, pk, c, T,
@@ -410,8 +386,6 @@ def agg_gather_kernel(
                         acc += gather_tap(vid, weights, flows, qid * K + k, ok_q, bhd, tq, i,
                                           j, a, b, pk, c, T, in_h, in_w, stride_in, dilation,
                                           FIRST, C_PAD, IS_FLOAT, REFLECT)
-    if PAIRED:
-        acc += tl.sum(tl.reshape(acc_pairs, [BP, 2, CB]), 1)
     spot = (t * out_h + y) * out_w + x
     acc = acc / tl.load(cov + spot, mask=live, other=1.0)[:, None]
     frame_out = bhd * T + t if SUM_K else (bhd * K + plane) * T + t
