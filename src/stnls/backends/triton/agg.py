@@ -299,9 +299,8 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
 def _fused(p: AggParams) -> bool:
     """Whether the gather's backward runs as one pass (scatter and pair gradients from the
     same reads). Exact and dilated pairs save reads; on real offsets at dilation 1 the
-    pass goes over the corner grid with four gradient reads per grid pixel, which on an
-    H200 beat the two separate kernels at ``ps = 3`` and lost at ``ps = 1`` and ``7``
-    (``docs/performance.md``)."""
+    pass goes over the corner grid, which on an H200 beat the two separate kernels at
+    ``ps = 3`` and lost at ``ps = 7`` (at ``ps = 1`` within the noise; ``docs/performance.md``)."""
     return not _merge(p) or p.ps in FUSED_PATCH_SIZES
 
 
