@@ -52,7 +52,7 @@ RESIDENT_WARPS = 16
 # lane: its program is then one warp (float32), whose top-k merge needs no barrier.
 SMALL_WINDOW = 128
 # Smallest pixel (channels x element size) whose bilinear ps = 1 reads go by 64-byte blocks:
-# on an H200, 64 float32 channels (gda) read faster so, 16 and 32 slower.
+# on an H200 64 float32 channels (gda) read faster by blocks, 16 and 32 slower.
 WIDE_PIXEL_BYTES = 256
 
 _ANCHOR_MODES = {None: NO_ANCHOR, "remove_ref_frame": NO_ANCHOR, "anchor": GLOBAL_PIN,
@@ -163,8 +163,9 @@ def forward_tile(window: int, cb: int, reads: str) -> tuple[int, int]:
     """``(BQ, num_warps)`` of the forward's ``[BQ, window, cb]`` reads (the fastest of
     ``benchmarks/tune_search.py``'s sweep and of the sweeps in docs/performance.md, on an
     H200), by :func:`forward_reads`: one query per program with staged regions (16 values
-    per thread, 32 for whole pixels) and for wide bilinear pixels (32), one warp of 8 values per thread for bilinear
-    patches read directly, 16 values per thread otherwise."""
+    per thread, 32 for whole pixels) and with wide bilinear pixels (32 values per thread),
+    one warp of 8 values per thread for bilinear patches read directly, 16 values per
+    thread otherwise."""
     if reads in ("region_pixels", "bilinear_pixels"):
         return 1, _clamp(window * cb // 1024, 1, 16)
     if reads == "region":
