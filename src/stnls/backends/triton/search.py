@@ -204,13 +204,14 @@ def _programs(tiles: int, warps: int, device: torch.device) -> int:
 
 
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
-                    kept, L: reference.Layout, p: SearchParams) -> None:
+                    kept, reads: tuple[str, int], L: reference.Layout, p: SearchParams) -> None:
     """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
-    per group, or (``kept == 0``) every candidate of the slots from ``first_slot``."""
+    per group, or (``kept == 0``) every candidate of the slots from ``first_slot``;
+    ``reads`` is :func:`forward_reads`'s answer."""
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
     window = next_power_of_2(p.ws * p.ws)
-    plan = region_plan(p)
-    reads, cb = forward_reads(p, L.C, vid0c.dtype)
+    reads, cb = reads
+    plan = region_plan(p) if reads.startswith("region") else None
     bq, warps = forward_tile(window, cb, reads)
     bq = _block(n_queries, bq)
     tiles = cdiv(n_queries, bq)
@@ -245,8 +246,8 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
     path = route(p, L.Wf)
     with device_guard(vid0):
-        width = forward_reads(p, L.C, vid0.dtype)[1]
-        vid0c, vid1c = channels_last(vid0, width), channels_last(vid1, width)
+        reads = forward_reads(p, L.C, vid0.dtype)
+        vid0c, vid1c = channels_last(vid0, reads[1]), channels_last(vid1, reads[1])
         flows_k = _kernel_flows(flows, p)
         stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
         dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
@@ -254,14 +255,14 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
         if path in ("topk", "all"):
             kept = group_size(p) if path == "topk" else 0
             _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
-                            int(p.drops_ref_frame), kept, L, p)
+                            int(p.drops_ref_frame), kept, reads, L, p)
         else:
-            _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L, p)
+            _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, reads, L, p)
     return dists.view(shape).to(vid0.dtype), inds.view(*shape, 3)
 
 
-def _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L: reference.Layout,
-                      p: SearchParams) -> None:
+def _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, reads: tuple[str, int],
+                      L: reference.Layout, p: SearchParams) -> None:
     """All candidates of a chunk of queries, then the reference's self_action and top-k."""
     total, S1 = dists.shape[0], p.ws * p.ws
     S = p.window_frames * S1
@@ -271,7 +272,8 @@ def _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, L: ref
         n = min(step, total - start)
         chunk_dists = torch.empty(n, S, dtype=torch.float32, device=dists.device)
         chunk_inds = torch.empty(n, S, 3, dtype=inds.dtype, device=dists.device)
-        _launch_forward(vid0c, vid1c, flows_k, stride1, chunk_dists, chunk_inds, start, n, 0, 0, L, p)
+        _launch_forward(vid0c, vid1c, flows_k, stride1, chunk_dists, chunk_inds, start, n, 0, 0,
+                        reads, L, p)
         index = torch.arange(start, start + n, device=dists.device)
         targets = reference.slot_targets(flows_ref, reference.decode(index, L, p), L, p)
         kept_dists, kept_inds = reference.select(
