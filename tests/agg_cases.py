@@ -23,6 +23,7 @@ AGG_CASES = {
     "float_pooled": (dict(ps=3, stride_in=2, stride_out=2, pooled=True), {}),
     "float_between_grids": (dict(ps=3, stride_in=2, stride_out=1), {}),
     "float_ps5_stride3": (dict(ps=5, stride_in=3, stride_out=3), dict(H=8, W=7)),
+    "float_ps7_stride4": (dict(ps=7, stride_in=4, stride_out=4), dict(H=13, W=11)),
     "float_ps1_gaps": (dict(ps=1, stride_in=2, stride_out=2), {}),
     "float_channels_padded": (dict(ps=3), dict(C=5, HD=1)),
 }

@@ -164,6 +164,17 @@ def test_channels_last_tables():
     torch.testing.assert_close(normalised[:, :5], expected)
 
 
+def test_channels_last_mirrored_beyond_the_borders():
+    """With ``pad``, each frame mirrored once beyond its borders (edge not repeated), as
+    torch's "reflect" padding; from a split-heads view."""
+    x = torch.randn(2, 5, 3, 4, 6).transpose(0, 1)
+    table = launch.channels_last(x, torch.float32, pad=2)
+    padded = torch.nn.functional.pad(x.reshape(10, 3, 4, 6), (2, 2, 2, 2), mode="reflect")
+    expected = launch.channels_last(padded, torch.float32)
+    assert table.shape == (10 * 8 * 10, 4)
+    torch.testing.assert_close(table, expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("view", ["heads", "stack", "pixels", "channels", "many axes"])
 def test_channels_last_reads_strided_videos(view):
     """Views read in place (split heads, a stack's planes, a sliced channel range) or, where
@@ -184,6 +195,7 @@ def test_gpu_tiling(monkeypatch):
     frame, partial blocks at the borders) instead of the interpreter's whole frames."""
     monkeypatch.setattr(launch, "interpreting", lambda: False)
     monkeypatch.setattr(launch, "TILE_ELEMENTS", 32)  # 16 rows of the 2 channels
+    monkeypatch.setattr(triton_agg, "QUERY_TILE_ELEMENTS", 64)  # 8 queries of 3 x 2 values
     _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))
 
 
@@ -205,6 +217,7 @@ def test_fast_path_compile_failure_falls_back(monkeypatch):
     """A fast-path compilation error warns once, then that specialisation runs the general
     kernel (same results); other ops keep their fast paths."""
     monkeypatch.setattr(triton_agg, "agg_gather_kernel", _FastFails(triton_agg.agg_gather_kernel))
+    monkeypatch.setattr(triton_agg, "QUERY_PATCH_SIZES", ())
     monkeypatch.setattr(triton_agg, "FALLBACKS", set())
     monkeypatch.setattr(launch, "interpreting", lambda: False)  # the fallback is for compiled kernels
     p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
@@ -215,3 +228,60 @@ def test_fast_path_compile_failure_falls_back(monkeypatch):
     second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
     for out in (first, second):
         torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)
+
+
+class _Fails:
+    """A kernel that fails to compile."""
+
+    def __init__(self, kernel):
+        self.fn = kernel.fn
+
+    def __getitem__(self, grid):
+        def run(*args, **constants):
+            raise RuntimeError("PassManager::run failed")
+        return run
+
+
+def test_patch_sum_compile_failure_falls_back(monkeypatch):
+    """If the query-by-query patch sum does not compile, the summed gather warns once and
+    runs pixel by pixel (same results)."""
+    monkeypatch.setattr(triton_agg, "agg_patch_sum_kernel",
+                        _Fails(triton_agg.agg_patch_sum_kernel))
+    monkeypatch.setattr(triton_agg, "FALLBACKS", set())
+    monkeypatch.setattr(launch, "interpreting", lambda: False)
+    p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    with pytest.warns(RuntimeWarning, match="fast path of agg_patch_sum_kernel"):
+        first = triton_agg.agg_gather(vid, weights, flows, p)
+    assert len(triton_agg.FALLBACKS) == 1
+    second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
+    for out in (first, second):
+        torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_pooled",
+                                  "float_between_grids", "float_ps7_stride4"])
+def test_summed_gather_by_queries(monkeypatch, name):
+    """The summed gather of these cases runs query by query (the pixel-by-pixel kernel is
+    never launched), patches leaving the frame included (read from the mirrored table)."""
+    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _Fails(triton_agg.agg_gather_kernel))
+    p, vid, weights, flows = agg_case(name)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_deterministic_gather_by_pixels(monkeypatch):
+    """Under torch.use_deterministic_algorithms(True) the summed gather adds no atomics: it
+    runs pixel by pixel."""
+    monkeypatch.setattr(triton_agg, "agg_patch_sum_kernel",
+                        _Fails(triton_agg.agg_patch_sum_kernel))
+    p, vid, weights, flows = agg_case("float_ps3", K=2)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        actual = triton_agg.agg_gather(vid, weights, flows, p)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    torch.testing.assert_close(actual, expected.float(), atol=1e-5, rtol=1e-5)

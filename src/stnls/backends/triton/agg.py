@@ -7,7 +7,12 @@
   stack ever exists. Each (query, neighbour) pair is first reduced to a 16-byte
   record (first source row, bilinear fractions, weight) that the ``ps*ps``
   pixels it covers read instead of re-evaluating its flow; records are made for a
-  chunk of frames at a time, at most about the output's size.
+  chunk of frames at a time, at most about the output's size. The summed gather
+  with mirrored borders (``WeightedPatchSum``'s forward; patch sizes of
+  :data:`QUERY_PATCH_SIZES`, ``pt = 1``, dilation 1) runs query by query instead:
+  each query sums its neighbours' patches in registers, read at fixed offsets from
+  a copy of the video mirrored beyond its borders, and adds the sum to a float32
+  table with atomic adds (so not under ``torch.use_deterministic_algorithms``).
 * ``agg_scatter`` (the adjoint; the video gradient of the gathers, and
   ``NonLocalScatter``/``NonLocalScatterAdd``): one program per block of queries
   pushes ``w * y / coverage`` to the neighbours' source pixels with atomic adds into
@@ -41,10 +46,10 @@ from torch import Tensor
 from ...params import AggParams
 from ..reference import agg as reference
 from . import launch
-from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_scatter_kernel,
-                          pair_records_kernel)
+from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_patch_sum_kernel,
+                          agg_scatter_kernel, pair_records_kernel)
 from .launch import (block_programs, cdiv, channel_block, channels_last, device_guard,
-                     fixed_point_scale, tile_blocks)
+                     fixed_point_scale, next_power_of_2, tile_blocks)
 
 logger = logging.getLogger("stnls")
 
@@ -56,6 +61,13 @@ USE_FAST = True
 # Patch sizes at which the gather's backward on real offsets at dilation 1 runs as one
 # pass (see _fused).
 FUSED_PATCH_SIZES = (3,)
+# Patch sizes at which the summed gather (WeightedPatchSum) runs query by query with
+# atomic adds (see _patch_sum) instead of pixel by pixel (measured on an H200: faster at 3
+# and 7, slower at 1); not under torch.use_deterministic_algorithms(True), whose sums must
+# not depend on the order of the adds.
+QUERY_PATCH_SIZES = (3, 7)
+# Elements of one patch-row tile of the query-by-query patch sum.
+QUERY_TILE_ELEMENTS = 2048
 # Registers per thread the kernels are compiled for (None: the compiler's choice). Measured
 # on an H200: more programs per multiprocessor hide the gather's load latency better.
 MAX_REGISTERS: dict[str, int | None] = {"agg_gather_kernel": 64, "agg_pair_grads_kernel": 96,
@@ -86,14 +98,19 @@ def _launch(kernel, grid, args, constants) -> None:
     except Exception as error:  # compilation errors of the installed triton
         if not constants.get("FAST") or launch.interpreting():
             raise
-        key = _specialisation(kernel, constants)
-        FALLBACKS.add(key)
-        message = (f"stnls: the fast path of {key} does not compile with triton "
-                   f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
-                   "using the general kernel")
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        logger.warning(message)
+        _fall_back(_specialisation(kernel, constants), error)
         kernel[grid](*args, **{**constants, "FAST": False})
+
+
+def _fall_back(key: str, error: Exception) -> None:
+    """Record (:data:`FALLBACKS`) and warn that the fast specialisation ``key`` does not
+    compile; the caller runs the general kernel."""
+    FALLBACKS.add(key)
+    message = (f"stnls: the fast path of {key} does not compile with triton "
+               f"{triton.__version__} ({type(error).__name__}: {str(error)[:200]}); "
+               "using the general kernel")
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+    logger.warning(message)
 
 
 @functools.lru_cache(maxsize=64)
@@ -156,6 +173,11 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         return reference.agg_gather(vid, weights, flows, p)
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
+    if _by_queries(p) and K > 0 and vid.numel() > 0:
+        with device_guard(vid):
+            summed = _patch_sum(vid, weights, flows, p)
+        if summed is not None:
+            return summed
     planes = 1 if p.sum_k else K
     shape = (B, HD, T, C, p.out_h, p.out_w) if p.sum_k else (B, HD, K, T, C, p.out_h, p.out_w)
     with device_guard(vid):
@@ -198,6 +220,66 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     return out
 
 
+def _by_queries(p: AggParams) -> bool:
+    """Whether the summed gather runs query by query (:func:`_patch_sum`): patches read
+    from a mirrored copy of the video need mirrored borders (``reflect_bounds``) and
+    frames larger than the mirrored margin."""
+    return (_fast(p) and p.sum_k and p.dilation == 1 and p.reflect_bounds
+            and p.ps in QUERY_PATCH_SIZES and _mirror_pad(p) < min(p.in_h, p.in_w)
+            and not torch.are_deterministic_algorithms_enabled())
+
+
+def _mirror_pad(p: AggParams) -> int:
+    """Pixels of mirrored video beyond each border that hold the corner grid of every patch
+    of an anchor inside the frame."""
+    first = 0 if p.use_adj else -(p.ps // 2)
+    return max(-first, p.ps + first)
+
+
+def _query_tiles(n_frames: int, n_h: int, n_w: int, cols: int) -> tuple[int, int, int, int, int]:
+    """``(BQ, BH, BW, programs, num_warps)`` of the query-by-query patch sum: tiles of
+    ``[BQ, cols]``, about :data:`QUERY_TILE_ELEMENTS` elements, eight per thread. No
+    16-query tiles: Triton 3.6 fails to compile them (``TritonGPURemoveLayoutConversions``)."""
+    if launch.interpreting():
+        bq, bh, bw, programs = tile_blocks(n_frames, n_h, n_w, cols)
+        return bq, bh, bw, programs, launch.NUM_WARPS
+    bq = max(1, QUERY_TILE_ELEMENTS // cols)
+    bq = 8 if bq < 32 else min(bq, 64)
+    warps = max(4, min(8, bq * cols // 256))
+    bw = max(1, min(bq, next_power_of_2(int(bq ** 0.5)), next_power_of_2(n_w)))
+    return bq, bq // bw, bw, block_programs(n_frames, n_h, n_w, bq, bq // bw, bw), warps
+
+
+def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor | None:
+    """The summed gather query by query (:func:`.agg_kernels.agg_patch_sum_kernel`), or None
+    if that kernel does not compile with the installed Triton (a warning says so)."""
+    B, HD, T, C = vid.shape[:4]
+    K = weights.shape[-1]
+    cb, c_pad = channel_block(C)
+    psp = next_power_of_2(p.ps)
+    n_frames = B * HD * T
+    bq, bh, bw, programs, warps = _query_tiles(n_frames, *p.grid, psp * cb)
+    constants = dict(C_PAD=c_pad, CB=cb, PS=p.ps, PSP=psp, IS_FLOAT=p.itype == "float",
+                     USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq, BH=bh, BW=bw, num_warps=warps)
+    key = _specialisation(agg_patch_sum_kernel, constants)
+    if key in FALLBACKS:
+        return None
+    acc = torch.zeros(n_frames * p.out_h * p.out_w, c_pad, dtype=torch.float32, device=vid.device)
+    w, f = _matches(weights, flows, p)
+    pad = _mirror_pad(p)
+    try:
+        agg_patch_sum_kernel[(programs, c_pad // cb)](
+            channels_last(vid, vid.dtype, pad=pad), w, f, acc, n_frames, *_geometry(p, T, K),
+            pad, **constants)
+    except Exception as error:  # compilation errors of the installed triton
+        if launch.interpreting():
+            raise
+        _fall_back(key, error)
+        return None
+    return _from_table(acc, vid.dtype, (B, HD, T), C, p.out_h, p.out_w,
+                       _coverage(T, p, vid.device))
+
+
 def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
     """``vid = A^T (y / coverage)``; same contract as :func:`stnls.backends.reference.agg.agg_scatter`."""
     if y.dtype == torch.float64:
@@ -230,7 +312,7 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
                          **_constants(p)))
             if fixed_point:
                 acc = acc.double() / scale.double()
-        return _from_table(acc, y.dtype, (B, HD, T), C, p)
+        return _from_table(acc, y.dtype, (B, HD, T), C, p.in_h, p.in_w)
 
 
 def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
@@ -257,7 +339,7 @@ def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, 
     with device_guard(vid):
         grad_w, grad_f, acc = _pair_grads(y, vid, weights, flows, want_flows, fused, p)
         if fused:
-            grad_vid = _from_table(acc, y.dtype, weights.shape[:3], y.shape[-3], p)
+            grad_vid = _from_table(acc, y.dtype, weights.shape[:3], y.shape[-3], p.in_h, p.in_w)
         elif want_vid:
             grad_vid = agg_scatter(y, weights, flows, p)
         else:
@@ -310,11 +392,15 @@ def _merge(p: AggParams) -> bool:
     return p.itype == "float" and p.dilation == 1
 
 
-def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, p: AggParams) -> Tensor:
-    """A channels-last accumulator ``[B*HD*T*in_h*in_w, C_PAD]`` as a ``dtype`` video
-    ``[B, HD, T, C, in_h, in_w]``."""
+def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, H: int, W: int,
+                cov: Tensor | None = None) -> Tensor:
+    """A channels-last accumulator ``[B*HD*T*H*W, C_PAD]`` as a ``dtype`` video
+    ``[B, HD, T, C, H, W]``, divided by ``cov [T, H, W]`` if given."""
     B, HD, T = frames
-    rows = acc.view(B, HD, T, p.in_h, p.in_w, acc.shape[-1])[..., :C].permute(0, 1, 2, 5, 3, 4)
-    out = torch.empty((B, HD, T, C, p.in_h, p.in_w), dtype=dtype, device=acc.device)
-    out.copy_(rows)
+    rows = acc.view(B, HD, T, H, W, acc.shape[-1])[..., :C].permute(0, 1, 2, 5, 3, 4)
+    out = torch.empty((B, HD, T, C, H, W), dtype=dtype, device=acc.device)
+    if cov is None:
+        out.copy_(rows)
+    else:
+        torch.div(rows, cov.view(T, 1, H, W), out=out)
     return out

@@ -1,5 +1,6 @@
-"""Triton kernels of the aggregation ops: gather (per output pixel), its adjoint scatter
-(per query, atomic adds) and the gradients by the weights and the offsets (per query).
+"""Triton kernels of the aggregation ops: gather (per output pixel; summed over the
+neighbours also per query, atomic adds), its adjoint scatter (per query, atomic adds) and
+the gradients by the weights and the offsets (per query).
 
 The geometry is that of :mod:`stnls.backends.reference.agg` (read its module doc).
 Neighbour ``k`` of query ``(t, i, j)`` has an anchor (:func:`neighbour_anchor`); patch
@@ -149,10 +150,16 @@ def bilinear_axis(s, ok, size):
 
 
 @triton.jit
+def load_cells(table, row, mask, c, C_PAD: tl.constexpr):
+    """``table[row, c]`` as float32 (0 where ``mask`` is false); the arguments broadcast
+    together into the shape of the result."""
+    return tl.load(table + row * C_PAD + c, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def load_rows(table, row, mask, c, C_PAD: tl.constexpr):
     """``table[row, c]`` as float32 ``[rows, CB]`` (0 where ``mask`` is false)."""
-    return tl.load(table + row[:, None] * C_PAD + c[None, :], mask=mask[:, None],
-                   other=0.0).to(tl.float32)
+    return load_cells(table, row[:, None], mask[:, None], c[None, :], C_PAD)
 
 
 @triton.jit
@@ -392,6 +399,97 @@ def agg_gather_kernel(
     target = (frame_out * C)[:, None] * (out_h * out_w) + c[None, :].to(tl.int64) * (out_h * out_w)
     tl.store(out + target + (y * out_w + x)[:, None], acc.to(out.dtype.element_ty),
              mask=live[:, None] & (c < C)[None, :])
+
+
+@triton.jit
+def grid_row(vid, row, b, c, mask, fx, C_PAD: tl.constexpr, IS_FLOAT: tl.constexpr):
+    """Values ``[rows, PSP * CB]`` of table rows ``row + b`` (column ``b`` of the tile, channel
+    ``c``), interpolated towards ``row + b + 1`` by ``fx`` for real offsets; 0 where not
+    ``mask``."""
+    cells = row[:, None] + b[None, :]
+    value = load_cells(vid, cells, mask, c[None, :], C_PAD)
+    if IS_FLOAT:
+        right = load_cells(vid, cells + 1, mask, c[None, :], C_PAD)
+        value += fx[:, None] * (right - value)
+    return value
+
+
+@triton.jit
+def agg_patch_sum_kernel(
+        vid, weights, flows, acc, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K, stride_in,
+        stride_out, dilation, PAD,
+        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PSP: tl.constexpr,
+        IS_FLOAT: tl.constexpr, USE_ADJ: tl.constexpr, POOLED: tl.constexpr, BQ: tl.constexpr,
+        BH: tl.constexpr, BW: tl.constexpr):
+    """``acc += A vid`` (not normalised) with the neighbours summed (``sum_k``), query by
+    query (``pt = 1``, dilation 1, mirrored borders): each query's weighted patch is
+    summed over its neighbours in registers, then added to the output with one atomic add
+    per patch element.
+
+    ``vid`` is the padded channels-last table of the video mirrored ``PAD`` pixels beyond
+    each border (``(in_h + 2 PAD) x (in_w + 2 PAD)`` per frame, ``PAD`` large enough for
+    every patch of an anchor inside the frame, and at most ``in_h - 1``, ``in_w - 1``):
+    one mirror commutes with bilinear interpolation, so every patch reads its ``(ps+1)^2``
+    corner grid at fixed offsets. A program takes a block of ``BQ`` queries
+    (:func:`query_block`) and ``CB`` channels (axis 1). A tile holds one row of the
+    queries' patches, ``[BQ, PSP * CB]`` with column ``b * CB + c`` for patch column
+    ``b < PS`` (``PSP``: ``PS`` rounded up to a power of two); each row of the corner
+    grid is read once (:func:`grid_row`: two contiguous runs of pixels) and shared between
+    the two patch rows it lies between. ``acc`` is a float32 padded channels-last table
+    over ``[B*HD, T, out_h, out_w]``, zeroed by the caller.
+    """
+    FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
+    bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
+    cols = tl.arange(0, PSP * CB)
+    b = cols // CB
+    c = tl.program_id(1) * CB + cols % CB
+    column = b < PS
+    padded_h = in_h + 2 * PAD
+    padded_w = in_w + 2 * PAD
+    sums = ()
+    for a in tl.static_range(PS):
+        sums = sums + (tl.zeros([BQ, PSP * CB], dtype=tl.float32),)
+    for k in range(K):
+        w = tl.load(weights + qid * K + k, mask=live, other=0.0).to(tl.float32)
+        anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
+            flows, qid * K + k, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+        if IS_FLOAT:
+            top = tl.floor(anchor_h)
+            left = tl.floor(anchor_w)
+            fy = anchor_h - top
+            fx = anchor_w - left
+            y0 = top.to(tl.int32)
+            x0 = left.to(tl.int32)
+        else:
+            fy = w * 0.0
+            fx = fy
+            y0 = anchor_h
+            x0 = anchor_w
+        base = (((bhd * T + anchor_t) * padded_h + y0 + FIRST + PAD) * padded_w + x0 + FIRST
+                + PAD)
+        w = tl.where(ok, w, 0.0)
+        mask = ok[:, None] & column[None, :]
+        if IS_FLOAT:
+            upper = grid_row(vid, base, b, c, mask, fx, C_PAD, IS_FLOAT)
+        added = ()
+        for a in tl.static_range(PS):
+            if IS_FLOAT:
+                lower = grid_row(vid, base + (a + 1) * padded_w, b, c, mask, fx, C_PAD,
+                                 IS_FLOAT)
+                value = upper + fy[:, None] * (lower - upper)
+                upper = lower
+            else:
+                value = grid_row(vid, base + a * padded_w, b, c, mask, fx, C_PAD, IS_FLOAT)
+            added = added + (sums[a] + w[:, None] * value,)
+        sums = added
+    rq, cq, step = output_corner(t, i, j, stride_out, 1, FIRST, PS, POOLED)
+    rw = cq[:, None] + b[None, :]
+    ok_w = live[:, None] & column[None, :] & in_range(rw, out_w)
+    for a in tl.static_range(PS):
+        rh = rq + a
+        row = ((bhd * T + t) * out_h + rh)[:, None] * out_w + rw
+        tl.atomic_add(acc + row * C_PAD + c[None, :], sums[a],
+                      mask=ok_w & in_range(rh, out_h)[:, None], sem="relaxed")
 
 
 @triton.jit

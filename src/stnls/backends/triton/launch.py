@@ -15,6 +15,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .geometry import reflect
+
 # Largest channel block of a tile: more channels are split over programs (or looped over).
 MAX_CHANNEL_BLOCK = 64
 # Tiles: at most TILE_ELEMENTS elements of [rows, channels] per program and NUM_WARPS warps.
@@ -105,10 +107,12 @@ def fixed_point_scale(bound: Tensor) -> Tensor:
 
 
 @triton.jit
-def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C, n1, n2, s0, s1, s2, s_c,
+def channels_last_kernel(src, dst, cov, n_pix, frames, H, W, pad, C, n1, n2, s0, s1, s2, s_c,
                          NORMALISE: tl.constexpr, C_PAD: tl.constexpr, CB: tl.constexpr,
                          BP: tl.constexpr):
-    """``dst[p, c] = src[f, c, s] / cov[f % frames, s]`` for pixel ``p = f * hw + s`` of a
+    """``dst[p, c] = src[f, c, y, x] / cov[f % frames, y, x]`` for pixel ``p`` of a table of
+    frames of ``(H + 2 pad) x (W + 2 pad)`` pixels, ``p = (f * (H + 2 pad) + y + pad) *
+    (W + 2 pad) + x + pad``, mirrored once beyond the borders (``pad < H, W``), from a
     channels-first video whose frame ``f = (i0 * n1 + i1) * n2 + i2`` starts at
     ``i0 * s0 + i1 * s1 + i2 * s2`` and whose channels are ``s_c`` apart (pixels
     contiguous); no division without ``NORMALISE``. Channels ``C <= c < C_PAD`` are
@@ -116,14 +120,19 @@ def channels_last_kernel(src, dst, cov, n_pix, frames, hw, C, n1, n2, s0, s1, s2
     pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
     live = pix < n_pix
-    frame = pix // hw
-    spot = pix % hw
+    padded_w = W + 2 * pad
+    padded_hw = (H + 2 * pad) * padded_w
+    frame = pix // padded_hw
+    y = reflect((pix % padded_hw) // padded_w - pad, H)
+    x = reflect(pix % padded_w - pad, W)
+    spot = y * W + x
     start = (frame // (n1 * n2)) * s0 + ((frame // n2) % n1) * s1 + (frame % n2) * s2
     mask = live[:, None] & (c < C)[None, :]
     value = tl.load(src + (start + spot)[:, None] + c[None, :].to(tl.int64) * s_c,
                     mask=mask, other=0.0).to(tl.float32)
     if NORMALISE:
-        value = value / tl.load(cov + (frame % frames) * hw + spot, mask=live, other=1.0)[:, None]
+        value = value / tl.load(cov + (frame % frames) * (H * W) + spot, mask=live,
+                                other=1.0)[:, None]
     tl.store(dst + pix[:, None] * C_PAD + c[None, :], value.to(dst.dtype.element_ty),
              mask=live[:, None] & (c < C_PAD)[None, :])
 
@@ -149,15 +158,16 @@ def _frame_layout(src: Tensor) -> tuple[Tensor, list[int], list[int]]:
     return src, [1] * pad + sizes, [0] * pad + strides
 
 
-def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None) -> Tensor:
+def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None,
+                  pad: int = 0) -> Tensor:
     """A channels-first video ``[..., C, H, W]`` (any strides; no copy where its pixels are
-    contiguous) as a padded channels-last table ``[frames * H * W, C_PAD]`` of ``dtype``,
-    frames in the order of the leading axes, divided by ``cov [n, H * W]`` (frame ``f``
-    by row ``f % n``) if given."""
+    contiguous) as a padded channels-last table ``[frames * (H + 2 pad) * (W + 2 pad), C_PAD]``
+    of ``dtype``, frames in the order of the leading axes, divided by ``cov [n, H * W]``
+    (frame ``f`` by row ``f % n``) if given, each frame mirrored ``pad < H, W`` pixels
+    beyond its borders (edge not repeated, as :func:`stnls.geometry.reflect`)."""
     C, H, W = src.shape[-3:]
     src, sizes, strides = _frame_layout(src)
-    hw = H * W
-    n_pix = src.numel() // max(C, 1)
+    n_pix = src.numel() // max(C * H * W, 1) * (H + 2 * pad) * (W + 2 * pad)
     cb, c_pad = channel_block(C)
     dst = torch.empty(n_pix, c_pad, dtype=dtype, device=src.device)
     if n_pix == 0:
@@ -165,7 +175,7 @@ def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None) ->
     bp = min(4096, next_power_of_2(n_pix)) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     channels_last_kernel[(cdiv(n_pix, bp), c_pad // cb)](
-        src, dst, src if cov is None else cov, n_pix, frames, hw, C, sizes[1], sizes[2], *strides,
-        src.stride(-3), NORMALISE=cov is not None, C_PAD=c_pad, CB=cb, BP=bp,
+        src, dst, src if cov is None else cov, n_pix, frames, H, W, pad, C, sizes[1], sizes[2],
+        *strides, src.stride(-3), NORMALISE=cov is not None, C_PAD=c_pad, CB=cb, BP=bp,
         num_warps=NUM_WARPS)
     return dst
