@@ -213,23 +213,6 @@ class _FastFails:
         return run
 
 
-def test_fast_path_compile_failure_falls_back(monkeypatch):
-    """A fast-path compilation error warns once, then that specialisation runs the general
-    kernel (same results); other ops keep their fast paths."""
-    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _FastFails(triton_agg.agg_gather_kernel))
-    monkeypatch.setattr(triton_agg, "QUERY_PATCH_SIZES", ())
-    monkeypatch.setattr(triton_agg, "FALLBACKS", set())
-    monkeypatch.setattr(launch, "interpreting", lambda: False)  # the fallback is for compiled kernels
-    p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
-    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
-    with pytest.warns(RuntimeWarning, match="fast path of agg_gather_kernel"):
-        first = triton_agg.agg_gather(vid, weights, flows, p)
-    assert len(triton_agg.FALLBACKS) == 1
-    second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
-    for out in (first, second):
-        torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)
-
-
 class _Fails:
     """A kernel that fails to compile."""
 
@@ -242,16 +225,21 @@ class _Fails:
         return run
 
 
-def test_patch_sum_compile_failure_falls_back(monkeypatch):
-    """If the query-by-query patch sum does not compile, the summed gather warns once and
-    runs pixel by pixel (same results)."""
-    monkeypatch.setattr(triton_agg, "agg_patch_sum_kernel",
-                        _Fails(triton_agg.agg_patch_sum_kernel))
+@pytest.mark.parametrize("kernel", ["agg_gather_kernel", "agg_patch_sum_kernel"])
+def test_fast_path_compile_failure_falls_back(monkeypatch, kernel):
+    """A compilation error of a fast path (the pixel-by-pixel gather's, or the
+    query-by-query sum) warns once, then that specialisation runs the general kernel
+    (same results); other ops keep their fast paths."""
+    if kernel == "agg_gather_kernel":
+        monkeypatch.setattr(triton_agg, kernel, _FastFails(triton_agg.agg_gather_kernel))
+        monkeypatch.setattr(triton_agg, "QUERY_PATCH_SIZES", ())
+    else:
+        monkeypatch.setattr(triton_agg, kernel, _Fails(triton_agg.agg_patch_sum_kernel))
     monkeypatch.setattr(triton_agg, "FALLBACKS", set())
-    monkeypatch.setattr(launch, "interpreting", lambda: False)
+    monkeypatch.setattr(launch, "interpreting", lambda: False)  # the fallback is for compiled kernels
     p, vid, weights, flows = agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2)
     expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
-    with pytest.warns(RuntimeWarning, match="fast path of agg_patch_sum_kernel"):
+    with pytest.warns(RuntimeWarning, match=f"fast path of {kernel}"):
         first = triton_agg.agg_gather(vid, weights, flows, p)
     assert len(triton_agg.FALLBACKS) == 1
     second = triton_agg.agg_gather(vid, weights, flows, p)  # no second warning (filterwarnings)
