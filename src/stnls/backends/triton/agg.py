@@ -72,6 +72,10 @@ QUERY_TILE_ELEMENTS = 2048
 # on an H200: more programs per multiprocessor hide the gather's load latency better.
 MAX_REGISTERS: dict[str, int | None] = {"agg_gather_kernel": 64, "agg_pair_grads_kernel": 96,
                                         "agg_scatter_kernel": 96}
+# Registers per thread of the query-by-query patch sum in programs of 8 warps: two such
+# programs per multiprocessor (on an H200, mid's kernel took 134 uncapped: one program per
+# multiprocessor, 2.92 ms; capped, 1.99 ms). Its 4-warp programs (ps = 7) ran slower capped.
+PATCH_SUM_REGISTERS = 128
 # Largest table row a 32-bit pair record holds.
 _MAX_RECORD_ROW = 2**31 - 1
 
@@ -260,7 +264,8 @@ def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     n_frames = B * HD * T
     bq, bh, bw, programs, warps = _query_tiles(n_frames, *p.grid, psp * cb)
     constants = dict(C_PAD=c_pad, CB=cb, PS=p.ps, PSP=psp, IS_FLOAT=p.itype == "float",
-                     USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq, BH=bh, BW=bw, num_warps=warps)
+                     USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq, BH=bh, BW=bw, num_warps=warps,
+                     **launch.register_cap(PATCH_SUM_REGISTERS if warps == 8 else None))
     key = _specialisation(agg_patch_sum_kernel, constants)
     if key in FALLBACKS:
         return None
