@@ -49,7 +49,7 @@ from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_patch_sum_kernel,
                           agg_scatter_kernel, pair_records_kernel)
 from .launch import (block_programs, cdiv, channel_block, channels_last, device_guard,
-                     fixed_point_scale, next_power_of_2, tile_blocks)
+                     fixed_point_scale, next_power_of_2, square_block, tile_blocks)
 
 logger = logging.getLogger("stnls")
 
@@ -250,8 +250,8 @@ def _query_tiles(n_frames: int, n_h: int, n_w: int, cols: int) -> tuple[int, int
     bq = max(1, QUERY_TILE_ELEMENTS // cols)
     bq = 8 if bq < 32 else min(bq, 64)
     warps = max(4, min(8, bq * cols // 256))
-    bw = max(1, min(bq, next_power_of_2(int(bq ** 0.5)), next_power_of_2(n_w)))
-    return bq, bq // bw, bw, block_programs(n_frames, n_h, n_w, bq, bq // bw, bw), warps
+    bh, bw = square_block(bq, n_w)
+    return bq, bh, bw, block_programs(n_frames, n_h, n_w, bq, bh, bw), warps
 
 
 def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor | None:

@@ -76,11 +76,15 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
         rows = frames * bh * bw
     else:
         rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
-        square = next_power_of_2(int(rows ** 0.5))
-        bw = max(1, min(rows, square, next_power_of_2(W)))
-        bh = rows // bw
-        frames = 1
+        bh, bw = square_block(rows, W)
     return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
+
+
+def square_block(rows: int, W: int) -> tuple[int, int]:
+    """``(BH, BW)``: a block of ``rows`` (a power of two) pixels or queries of a frame
+    ``W`` wide, about square and no wider than the frame (rounded up to a power of two)."""
+    bw = max(1, min(rows, next_power_of_2(int(rows ** 0.5)), next_power_of_2(W)))
+    return rows // bw, bw
 
 
 def block_programs(n_frames: int, H: int, W: int, rows: int, bh: int, bw: int) -> int:
