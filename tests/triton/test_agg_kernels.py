@@ -195,7 +195,7 @@ def test_gpu_tiling(monkeypatch):
     frame, partial blocks at the borders) instead of the interpreter's whole frames."""
     monkeypatch.setattr(launch, "interpreting", lambda: False)
     monkeypatch.setattr(launch, "TILE_ELEMENTS", 32)  # 16 rows of the 2 channels
-    monkeypatch.setattr(triton_agg, "QUERY_TILE_ELEMENTS", 64)  # 8 queries of 3 x 2 values
+    monkeypatch.setattr(triton_agg, "QUERY_TILE_ELEMENTS", 16)  # 8 queries of 2 channels
     _check(*agg_case("float_ps3", HD=1, T=1, H=6, W=5, K=2))
 
 
@@ -253,6 +253,17 @@ def test_summed_gather_by_queries(monkeypatch, name):
     """The summed gather of these cases runs query by query (the pixel-by-pixel kernel is
     never launched), patches leaving the frame included (read from the mirrored table)."""
     monkeypatch.setattr(triton_agg, "agg_gather_kernel", _Fails(triton_agg.agg_gather_kernel))
+    p, vid, weights, flows = agg_case(name)
+    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
+    torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["float_ps3", "int_stride2"])
+def test_summed_gather_by_queries_in_passes(monkeypatch, name):
+    """Patch rows summed in several passes over the neighbours (here 2 + 1 of the 3 rows)."""
+    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _Fails(triton_agg.agg_gather_kernel))
+    monkeypatch.setattr(triton_agg, "_patch_rows", lambda ps: 2)
     p, vid, weights, flows = agg_case(name)
     expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
     torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),

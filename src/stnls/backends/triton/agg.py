@@ -49,7 +49,7 @@ from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_patch_sum_kernel,
                           agg_scatter_kernel, pair_records_kernel)
 from .launch import (block_programs, cdiv, channel_block, channels_last, device_guard,
-                     fixed_point_scale, next_power_of_2, square_block, tile_blocks)
+                     fixed_point_scale, square_block, tile_blocks)
 
 logger = logging.getLogger("stnls")
 
@@ -66,16 +66,12 @@ FUSED_PATCH_SIZES = (3,)
 # and 7, slower at 1); not under torch.use_deterministic_algorithms(True), whose sums must
 # not depend on the order of the adds.
 QUERY_PATCH_SIZES = (3, 7)
-# Elements of one patch-row tile of the query-by-query patch sum.
-QUERY_TILE_ELEMENTS = 2048
+# Elements of one [queries, channels] tile of the query-by-query patch sum (four per thread).
+QUERY_TILE_ELEMENTS = 512
 # Registers per thread the kernels are compiled for (None: the compiler's choice). Measured
 # on an H200: more programs per multiprocessor hide the gather's load latency better.
 MAX_REGISTERS: dict[str, int | None] = {"agg_gather_kernel": 64, "agg_pair_grads_kernel": 96,
                                         "agg_scatter_kernel": 96}
-# Registers per thread of the query-by-query patch sum in programs of 8 warps: two such
-# programs per multiprocessor (on an H200, mid's kernel took 134 uncapped: one program per
-# multiprocessor, 2.92 ms; capped, 1.99 ms). Its 4-warp programs (ps = 7) ran slower capped.
-PATCH_SUM_REGISTERS = 128
 # Largest table row a 32-bit pair record holds.
 _MAX_RECORD_ROW = 2**31 - 1
 
@@ -240,18 +236,26 @@ def _mirror_pad(p: AggParams) -> int:
     return max(-first, p.ps + first)
 
 
-def _query_tiles(n_frames: int, n_h: int, n_w: int, cols: int) -> tuple[int, int, int, int, int]:
-    """``(BQ, BH, BW, programs, num_warps)`` of the query-by-query patch sum: tiles of
-    ``[BQ, cols]``, about :data:`QUERY_TILE_ELEMENTS` elements, eight per thread. No
-    16-query tiles: Triton 3.6 fails to compile them (``TritonGPURemoveLayoutConversions``)."""
+def _query_tiles(n_frames: int, n_h: int, n_w: int, cb: int) -> tuple[int, int, int, int, int]:
+    """``(BQ, BH, BW, programs, num_warps)`` of the query-by-query patch sum: ``[BQ, cb]``
+    tiles of about :data:`QUERY_TILE_ELEMENTS` elements, 8 to 64 queries. No 16-query tiles:
+    Triton 3.6 fails to compile them (``TritonGPURemoveLayoutConversions``)."""
     if launch.interpreting():
-        bq, bh, bw, programs = tile_blocks(n_frames, n_h, n_w, cols)
+        bq, bh, bw, programs = tile_blocks(n_frames, n_h, n_w, cb)
         return bq, bh, bw, programs, launch.NUM_WARPS
-    bq = max(1, QUERY_TILE_ELEMENTS // cols)
-    bq = 8 if bq < 32 else min(bq, 64)
-    warps = max(4, min(8, bq * cols // 256))
+    bq = max(8, min(64, QUERY_TILE_ELEMENTS // cb))
+    if bq == 16:
+        bq = 32
+    warps = max(4, min(8, bq * cb // 128))
     bh, bw = square_block(bq, n_w)
     return bq, bh, bw, block_programs(n_frames, n_h, n_w, bq, bh, bw), warps
+
+
+def _patch_rows(ps: int) -> int:
+    """Patch rows per pass of the query-by-query patch sum: at most 4 (measured on an H200
+    at ``ps = 7``: passes of 4 rows beat passes of 1 to 3; ``ps = 3`` in one pass)."""
+    passes = cdiv(ps, 4)
+    return cdiv(ps, passes)
 
 
 def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor | None:
@@ -260,12 +264,11 @@ def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     B, HD, T, C = vid.shape[:4]
     K = weights.shape[-1]
     cb, c_pad = channel_block(C)
-    psp = next_power_of_2(p.ps)
     n_frames = B * HD * T
-    bq, bh, bw, programs, warps = _query_tiles(n_frames, *p.grid, psp * cb)
-    constants = dict(C_PAD=c_pad, CB=cb, PS=p.ps, PSP=psp, IS_FLOAT=p.itype == "float",
-                     USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq, BH=bh, BW=bw, num_warps=warps,
-                     **launch.register_cap(PATCH_SUM_REGISTERS if warps == 8 else None))
+    bq, bh, bw, programs, warps = _query_tiles(n_frames, *p.grid, cb)
+    constants = dict(C_PAD=c_pad, CB=cb, PS=p.ps, ROWS=_patch_rows(p.ps),
+                     IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq,
+                     BH=bh, BW=bw, num_warps=warps)
     key = _specialisation(agg_patch_sum_kernel, constants)
     if key in FALLBACKS:
         return None

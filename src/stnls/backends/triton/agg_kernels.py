@@ -402,23 +402,25 @@ def agg_gather_kernel(
 
 
 @triton.jit
-def grid_row(vid, row, b, c, mask, fx, C_PAD: tl.constexpr, IS_FLOAT: tl.constexpr):
-    """Values ``[rows, PSP * CB]`` of table rows ``row + b`` (column ``b`` of the tile, channel
-    ``c``), interpolated towards ``row + b + 1`` by ``fx`` for real offsets; 0 where not
+def grid_cells(vid, row, c, mask, fx, C_PAD: tl.constexpr, PS: tl.constexpr):
+    """The ``PS`` values ``[rows, CB]`` of table rows ``row + b`` interpolated towards
+    ``row + b + 1`` by ``fx`` (``b < PS``): one row of the queries' bilinear patches from one
+    row of their corner grids, each of its ``PS + 1`` pixels loaded once; 0 where not
     ``mask``."""
-    cells = row[:, None] + b[None, :]
-    value = load_cells(vid, cells, mask, c[None, :], C_PAD)
-    if IS_FLOAT:
-        right = load_cells(vid, cells + 1, mask, c[None, :], C_PAD)
-        value += fx[:, None] * (right - value)
-    return value
+    left = load_cells(vid, row[:, None], mask, c[None, :], C_PAD)
+    cells = ()
+    for b in tl.static_range(PS):
+        right = load_cells(vid, (row + b + 1)[:, None], mask, c[None, :], C_PAD)
+        cells = cells + (left + fx[:, None] * (right - left),)
+        left = right
+    return cells
 
 
 @triton.jit
 def agg_patch_sum_kernel(
         vid, weights, flows, acc, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K, stride_in,
         stride_out, dilation, PAD,
-        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PSP: tl.constexpr,
+        C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, ROWS: tl.constexpr,
         IS_FLOAT: tl.constexpr, USE_ADJ: tl.constexpr, POOLED: tl.constexpr, BQ: tl.constexpr,
         BH: tl.constexpr, BW: tl.constexpr):
     """``acc += A vid`` (not normalised) with the neighbours summed (``sum_k``), query by
@@ -431,65 +433,71 @@ def agg_patch_sum_kernel(
     every patch of an anchor inside the frame, and at most ``in_h - 1``, ``in_w - 1``):
     one mirror commutes with bilinear interpolation, so every patch reads its ``(ps+1)^2``
     corner grid at fixed offsets. A program takes a block of ``BQ`` queries
-    (:func:`query_block`) and ``CB`` channels (axis 1). A tile holds one row of the
-    queries' patches, ``[BQ, PSP * CB]`` with column ``b * CB + c`` for patch column
-    ``b < PS`` (``PSP``: ``PS`` rounded up to a power of two); each row of the corner
-    grid is read once (:func:`grid_row`: two contiguous runs of pixels) and shared between
-    the two patch rows it lies between. ``acc`` is a float32 padded channels-last table
-    over ``[B*HD, T, out_h, out_w]``, zeroed by the caller.
+    (:func:`query_block`) and ``CB`` channels (axis 1) and keeps one ``[BQ, CB]`` sum per
+    patch element of ``ROWS`` patch rows at a time (passes over the neighbours for rows
+    ``0..ROWS-1``, ``ROWS..``; fewer registers than the whole patch); each pixel of a
+    pass's corner grid rows is loaded once (:func:`grid_cells`). ``acc`` is a float32
+    padded channels-last table over ``[B*HD, T, out_h, out_w]``, zeroed by the caller.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     bhd, t, i, j, qid, live = query_block(tl.program_id(0), n_frames, T, nH, nW, BQ, BH, BW)
-    cols = tl.arange(0, PSP * CB)
-    b = cols // CB
-    c = tl.program_id(1) * CB + cols % CB
-    column = b < PS
+    c = tl.program_id(1) * CB + tl.arange(0, CB)
     padded_h = in_h + 2 * PAD
     padded_w = in_w + 2 * PAD
-    sums = ()
-    for a in tl.static_range(PS):
-        sums = sums + (tl.zeros([BQ, PSP * CB], dtype=tl.float32),)
-    for k in range(K):
-        w = tl.load(weights + qid * K + k, mask=live, other=0.0).to(tl.float32)
-        anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
-            flows, qid * K + k, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
-        if IS_FLOAT:
-            top = tl.floor(anchor_h)
-            left = tl.floor(anchor_w)
-            fy = anchor_h - top
-            fx = anchor_w - left
-            y0 = top.to(tl.int32)
-            x0 = left.to(tl.int32)
-        else:
-            fy = w * 0.0
-            fx = fy
-            y0 = anchor_h
-            x0 = anchor_w
-        base = (((bhd * T + anchor_t) * padded_h + y0 + FIRST + PAD) * padded_w + x0 + FIRST
-                + PAD)
-        w = tl.where(ok, w, 0.0)
-        mask = ok[:, None] & column[None, :]
-        if IS_FLOAT:
-            upper = grid_row(vid, base, b, c, mask, fx, C_PAD, IS_FLOAT)
-        added = ()
-        for a in tl.static_range(PS):
-            if IS_FLOAT:
-                lower = grid_row(vid, base + (a + 1) * padded_w, b, c, mask, fx, C_PAD,
-                                 IS_FLOAT)
-                value = upper + fy[:, None] * (lower - upper)
-                upper = lower
-            else:
-                value = grid_row(vid, base + a * padded_w, b, c, mask, fx, C_PAD, IS_FLOAT)
-            added = added + (sums[a] + w[:, None] * value,)
-        sums = added
     rq, cq, step = output_corner(t, i, j, stride_out, 1, FIRST, PS, POOLED)
-    rw = cq[:, None] + b[None, :]
-    ok_w = live[:, None] & column[None, :] & in_range(rw, out_w)
-    for a in tl.static_range(PS):
-        rh = rq + a
-        row = ((bhd * T + t) * out_h + rh)[:, None] * out_w + rw
-        tl.atomic_add(acc + row * C_PAD + c[None, :], sums[a],
-                      mask=ok_w & in_range(rh, out_h)[:, None], sem="relaxed")
+    for first in tl.static_range(0, PS, ROWS):
+        sums = ()  # element (a, b) of patch row first + a at a * PS + b
+        for e in tl.static_range(ROWS * PS):
+            sums = sums + (tl.zeros([BQ, CB], dtype=tl.float32),)
+        for k in range(K):
+            w = tl.load(weights + qid * K + k, mask=live, other=0.0).to(tl.float32)
+            anchor_t, anchor_h, anchor_w, ok, sign_h, sign_w = neighbour_anchor(
+                flows, qid * K + k, live, t, i, j, stride_in, T, in_h, in_w, IS_FLOAT)
+            if IS_FLOAT:
+                top = tl.floor(anchor_h)
+                left = tl.floor(anchor_w)
+                fy = anchor_h - top
+                fx = anchor_w - left
+                y0 = top.to(tl.int32)
+                x0 = left.to(tl.int32)
+            else:
+                fy = w * 0.0
+                fx = fy
+                y0 = anchor_h
+                x0 = anchor_w
+            base = (((bhd * T + anchor_t) * padded_h + y0 + FIRST + PAD + first) * padded_w + x0
+                    + FIRST + PAD)
+            w = tl.where(ok, w, 0.0)
+            mask = ok[:, None] & (c < C_PAD)[None, :]
+            if IS_FLOAT:
+                upper = grid_cells(vid, base, c, mask, fx, C_PAD, PS)
+            added = ()
+            for a in tl.static_range(ROWS):
+                if first + a < PS:
+                    if IS_FLOAT:
+                        lower = grid_cells(vid, base + (a + 1) * padded_w, c, mask, fx, C_PAD, PS)
+                        for b in tl.static_range(PS):
+                            value = upper[b] + fy[:, None] * (lower[b] - upper[b])
+                            added = added + (sums[a * PS + b] + w[:, None] * value,)
+                        upper = lower
+                    else:
+                        for b in tl.static_range(PS):
+                            value = load_cells(vid, (base + a * padded_w + b)[:, None], mask,
+                                               c[None, :], C_PAD)
+                            added = added + (sums[a * PS + b] + w[:, None] * value,)
+                else:  # past the last patch row
+                    for b in tl.static_range(PS):
+                        added = added + (sums[a * PS + b],)
+            sums = added
+        for a in tl.static_range(ROWS):
+            if first + a < PS:
+                rh = rq + first + a
+                for b in tl.static_range(PS):
+                    rw = cq + b
+                    row = ((bhd * T + t) * out_h + rh) * out_w + rw
+                    ok_out = live & in_range(rh, out_h) & in_range(rw, out_w)
+                    tl.atomic_add(acc + row[:, None] * C_PAD + c[None, :], sums[a * PS + b],
+                                  mask=ok_out[:, None] & (c < C_PAD)[None, :], sem="relaxed")
 
 
 @triton.jit
