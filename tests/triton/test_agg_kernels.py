@@ -175,6 +175,22 @@ def test_channels_last_mirrored_beyond_the_borders():
     torch.testing.assert_close(table, expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_from_channels_last_inverts_the_table(dtype):
+    """A padded channels-last table back to a channels-first video (padding channels
+    dropped), with and without the division by a per-frame coverage; any table dtype
+    (float64: the fixed-point sums)."""
+    x = torch.randn(2, 3, 5, 4, 6).to(dtype)  # 6 frames of 5 channels
+    table = launch.channels_last(x, dtype)
+    assert table.shape == (6 * 24, 8)
+    torch.testing.assert_close(launch.from_channels_last(table, x.shape, torch.float32),
+                               x.float(), rtol=0, atol=0)
+    cov = torch.rand(3, 4, 6) + 1.0
+    expected = x.float() / cov[:, None]
+    torch.testing.assert_close(launch.from_channels_last(table, x.shape, torch.float32, cov),
+                               expected)
+
+
 @pytest.mark.parametrize("view", ["heads", "stack", "pixels", "channels", "many axes"])
 def test_channels_last_reads_strided_videos(view):
     """Views read in place (split heads, a stack's planes, a sliced channel range) or, where

@@ -404,11 +404,4 @@ def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, H: int, 
                 cov: Tensor | None = None) -> Tensor:
     """A channels-last accumulator ``[B*HD*T*H*W, C_PAD]`` as a ``dtype`` video
     ``[B, HD, T, C, H, W]``, divided by ``cov [T, H, W]`` if given."""
-    B, HD, T = frames
-    rows = acc.view(B, HD, T, H, W, acc.shape[-1])[..., :C].permute(0, 1, 2, 5, 3, 4)
-    out = torch.empty((B, HD, T, C, H, W), dtype=dtype, device=acc.device)
-    if cov is None:
-        out.copy_(rows)
-    else:
-        torch.div(rows, cov.view(T, 1, H, W), out=out)
-    return out
+    return launch.from_channels_last(acc, (*frames, C, H, W), dtype, cov)

@@ -141,6 +141,25 @@ def channels_last_kernel(src, dst, cov, n_pix, frames, H, W, pad, C, n1, n2, s0,
              mask=live[:, None] & (c < C_PAD)[None, :])
 
 
+@triton.jit
+def from_channels_last_kernel(src, dst, cov, n_pix, frames, HW, C, NORMALISE: tl.constexpr,
+                              C_PAD: tl.constexpr, CB: tl.constexpr, BP: tl.constexpr):
+    """``dst[f, c, s] = src[f * HW + s, c] / cov[f % frames, s]`` (no division without
+    ``NORMALISE``): a channels-last table ``[n_pix, C_PAD]`` as a contiguous channels-first
+    video of ``C`` channels and ``HW`` pixels per frame."""
+    pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
+    c = tl.program_id(1) * CB + tl.arange(0, CB)
+    live = pix < n_pix
+    mask = live[:, None] & (c < C)[None, :]
+    value = tl.load(src + pix[:, None] * C_PAD + c[None, :], mask=mask, other=0.0).to(tl.float32)
+    frame = pix // HW
+    spot = pix % HW
+    if NORMALISE:
+        value = value / tl.load(cov + (frame % frames) * HW + spot, mask=live, other=1.0)[:, None]
+    tl.store(dst + (frame * C)[:, None] * HW + c[None, :] * HW + spot[:, None],
+             value.to(dst.dtype.element_ty), mask=mask)
+
+
 def _frame_layout(src: Tensor) -> tuple[Tensor, list[int], list[int]]:
     """``src [..., C, H, W]`` (made contiguous if its pixels are not, or if its leading axes
     do not merge into three) with the sizes and strides of three leading axes."""
@@ -182,4 +201,24 @@ def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None,
         src, dst, src if cov is None else cov, n_pix, frames, H, W, pad, C, sizes[1], sizes[2],
         *strides, src.stride(-3), NORMALISE=cov is not None, C_PAD=c_pad, CB=cb, BP=bp,
         num_warps=NUM_WARPS)
+    return dst
+
+
+def from_channels_last(table: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
+                       cov: Tensor | None = None) -> Tensor:
+    """A channels-last table ``[frames * H * W, C_PAD]`` as a contiguous ``dtype`` video of
+    ``shape`` ``[..., C, H, W]`` (frames in the order of the leading axes), divided by
+    ``cov [n, H, W]`` (frame ``f`` by ``cov[f % n]``) if given: the inverse of
+    :func:`channels_last` without padding."""
+    C, H, W = shape[-3:]
+    dst = torch.empty(shape, dtype=dtype, device=table.device)
+    n_pix = table.shape[0]
+    if dst.numel() == 0:
+        return dst
+    cb = min(next_power_of_2(C), MAX_CHANNEL_BLOCK)
+    bp = min(4096, next_power_of_2(n_pix)) if interpreting() else 64
+    frames = 1 if cov is None else cov.shape[0]
+    from_channels_last_kernel[(cdiv(n_pix, bp), cdiv(C, cb))](
+        table, dst, table if cov is None else cov, n_pix, frames, H * W, C,
+        NORMALISE=cov is not None, C_PAD=table.shape[1], CB=cb, BP=bp, num_warps=NUM_WARPS)
     return dst
