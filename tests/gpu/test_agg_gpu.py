@@ -166,6 +166,23 @@ def test_non_contiguous_inputs(triton_agg):
                      1e-6, 1e-6)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_flows_give_nan_without_a_sync(bad, monkeypatch):
+    """On a GPU, non-finite offsets make the whole result NaN instead of raising (raising
+    would wait for the device at every call); finite offsets leave it unchanged (up to the
+    order of the float atomic adds)."""
+    p, vid, weights, flows = agg_case("float_ps3", device="cuda", **MODERATE)
+    args = p.as_args()
+    clean = torch.ops.stnls.agg_gather(vid, weights, flows, *args)
+    unchecked = torch.ops.stnls.agg_gather(vid, weights, flows, *args, False)
+    torch.testing.assert_close(clean, unchecked, rtol=1e-6, atol=1e-6)
+    flows[0, 1, 1, 3, 2, 1, 2] = bad
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: pytest.fail("host sync"))
+    out = stnls.agg.wpsum(vid, weights, flows, ps=3)
+    monkeypatch.undo()
+    assert torch.isnan(out).all()
+
+
 def test_float64_runs_the_reference(triton_agg):
     p, vid, weights, flows = agg_case("float_ps3", device="cuda", dtype=torch.float64)
     out = triton_agg.agg_gather(vid, weights, flows, p)

@@ -78,16 +78,17 @@ def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggPar
 
 
 def _run(op: str, first: Tensor, flows: Tensor, check_flows: bool, *args) -> Tensor:
-    """Run ``op`` on ``first``'s backend, then (``check_flows``) refuse non-finite ``flows``.
+    """Run ``op`` on ``first``'s backend, then (``check_flows``) refuse non-finite ``flows``
+    (:func:`~stnls.utils.checks.check_finite`: ``ValueError`` on the CPU, an all-NaN result
+    on a GPU, without waiting for the device).
 
     Every backend masks neighbours whose offsets are not finite (they never index
-    memory), so the check runs after the work is queued: its device sync then
-    waits for the kernels instead of stalling the GPU before them. The ops' own
-    backward passes skip it (their flows were checked by the forward).
+    memory), so the check runs after the work is queued. The ops' own backward passes
+    skip it (their flows were checked by the forward).
     """
     out = getattr(backends.choose(first.device, op), op)(*args)
     if check_flows and flows.is_floating_point():
-        check_finite("flows", flows)
+        check_finite("flows", flows, out)
     return out
 
 

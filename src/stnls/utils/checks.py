@@ -64,12 +64,19 @@ def check_same(names: tuple[str, str], a: Tensor, b: Tensor, what: str = "device
                         f"got {a.dtype} and {b.dtype}")
 
 
-def check_finite(name: str, value: Tensor) -> None:
+def check_finite(name: str, value: Tensor, result: Tensor | None = None) -> None:
     """Refuse NaN or infinite values (they would be used as memory offsets).
 
-    One reduction (``aminmax`` propagates NaN, and an infinity is an extreme) and one
-    copy of its two values to the host (a device sync)."""
+    On the CPU (and without ``result``): ``ValueError``, from one reduction (``aminmax``
+    propagates NaN, and an infinity is an extreme) copied to the host. On a GPU, where
+    that copy would make the host wait for the device at every call, ``result`` (the
+    op's floating-point output, made by kernels that never index memory with such
+    values) becomes NaN everywhere instead, with no wait: it gets
+    ``0 * sum(value)`` added, which is 0 for finite values and NaN otherwise."""
     if value.numel() == 0:
+        return
+    if result is not None and result.is_cuda:
+        result.add_(value.sum(dtype=torch.float32).mul_(0))
         return
     if not all(math.isfinite(extreme) for extreme in torch.stack(torch.aminmax(value)).tolist()):
         raise ValueError(f"{name} must hold finite values (found NaN or inf)")
