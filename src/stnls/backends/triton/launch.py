@@ -215,7 +215,7 @@ def from_channels_last(table: Tensor, shape: tuple[int, ...], dtype: torch.dtype
     n_pix = table.shape[0]
     if dst.numel() == 0:
         return dst
-    cb = min(next_power_of_2(C), MAX_CHANNEL_BLOCK)
+    cb, _ = channel_block(C)
     bp = min(4096, next_power_of_2(n_pix)) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     from_channels_last_kernel[(cdiv(n_pix, bp), cdiv(C, cb))](
