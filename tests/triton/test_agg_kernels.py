@@ -263,23 +263,17 @@ def test_fast_path_compile_failure_falls_back(monkeypatch, kernel):
         torch.testing.assert_close(out, expected.float(), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["float_ps3", "int_stride2", "float_pooled",
-                                  "float_between_grids", "float_ps7_stride4"])
-def test_summed_gather_by_queries(monkeypatch, name):
+@pytest.mark.parametrize("name, rows", [("float_ps3", None), ("int_stride2", None),
+                                        ("float_pooled", None), ("float_between_grids", None),
+                                        ("float_ps7_stride4", None), ("float_ps3", 2),
+                                        ("int_stride2", 2)])
+def test_summed_gather_by_queries(monkeypatch, name, rows):
     """The summed gather of these cases runs query by query (the pixel-by-pixel kernel is
-    never launched), patches leaving the frame included (read from the mirrored table)."""
+    never launched), patches leaving the frame included (read from the mirrored table);
+    with ``rows``, the patch rows are summed in passes of that many (2 + 1 of 3 rows)."""
     monkeypatch.setattr(triton_agg, "agg_gather_kernel", _Fails(triton_agg.agg_gather_kernel))
-    p, vid, weights, flows = agg_case(name)
-    expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
-    torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
-                               atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["float_ps3", "int_stride2"])
-def test_summed_gather_by_queries_in_passes(monkeypatch, name):
-    """Patch rows summed in several passes over the neighbours (here 2 + 1 of the 3 rows)."""
-    monkeypatch.setattr(triton_agg, "agg_gather_kernel", _Fails(triton_agg.agg_gather_kernel))
-    monkeypatch.setattr(triton_agg, "_patch_rows", lambda ps: 2)
+    if rows is not None:
+        monkeypatch.setattr(triton_agg, "_patch_rows", lambda ps: rows)
     p, vid, weights, flows = agg_case(name)
     expected = reference.agg_gather(as_reference(vid), as_reference(weights), as_reference(flows), p)
     torch.testing.assert_close(triton_agg.agg_gather(vid, weights, flows, p), expected.float(),
