@@ -407,9 +407,9 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
 def accumulate(pointer, value, mask, scale, FIXED_POINT: tl.constexpr):
     """Atomic add; with ``FIXED_POINT`` into int64 units of ``1 / scale`` (order-independent)."""
     if FIXED_POINT:
-        tl.atomic_add(pointer, (value * scale).to(tl.int64), mask=mask)
+        tl.atomic_add(pointer, (value * scale).to(tl.int64), mask=mask, sem="relaxed")
     else:
-        tl.atomic_add(pointer, value, mask=mask)
+        tl.atomic_add(pointer, value, mask=mask, sem="relaxed")
 
 
 @triton.jit
