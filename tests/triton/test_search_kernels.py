@@ -127,9 +127,10 @@ def test_backward_broadcast_index_gradient(value):
         torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4)
 
 
-def test_backward_deterministic_fixed_point():
+@pytest.mark.parametrize("ps", [1, 3])
+def test_backward_deterministic_fixed_point(ps):
     """Deterministic mode: int64 fixed-point sums, identical across runs, close to float."""
-    p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)
+    p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5, ps=ps)
     vid0, vid1, flows = search_inputs(p, H=5, W=5)
     atomic = _backward(triton_search, p, vid0, vid1, flows)
     previous = torch.are_deterministic_algorithms_enabled()
