@@ -33,7 +33,7 @@ def _time(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=150, return_mode="median")
 
 
-def sweep(name: str, max_values: int) -> dict:
+def sweep(name: str, max_values: int, forward: bool = True) -> dict:
     c = CONFIGS[name]
     search = make_search(c)
     vid0, vid1, flows = make_inputs(c, c.H, c.W)
@@ -44,7 +44,7 @@ def sweep(name: str, max_values: int) -> dict:
     result = {"forward": {}, "backward": {}, "staged": staged,
               "default_forward": default_fwd(window, cb, reads)}
     try:
-        for bq, warps in TILES:
+        for bq, warps in TILES if forward else ():
             if not 4 <= bq * window * cb // (32 * warps) <= max_values:
                 continue
             launcher.forward_tile = lambda *_: (bq, warps)
@@ -52,6 +52,13 @@ def sweep(name: str, max_values: int) -> dict:
                 result["forward"][f"{bq}x{warps}"] = _time(lambda: search(vid0, vid1, flows))
     finally:
         launcher.forward_tile = default_fwd
+    if forward:
+        _forward_variants(search, vid0, vid1, flows, staged, result)
+    return _backward_sweep(c, search, vid0, vid1, flows, max_values, result)
+
+
+def _forward_variants(search, vid0, vid1, flows, staged: bool, result: dict) -> None:
+    """The default forward tile without the register cap, and (``staged``) without staging."""
     cap = launcher.FORWARD_MAX_REGISTERS
     launcher.FORWARD_MAX_REGISTERS = None  # the default tile at the compiler's register choice
     try:
@@ -66,6 +73,10 @@ def sweep(name: str, max_values: int) -> dict:
                 result["forward_unstaged"] = _time(lambda: search(vid0, vid1, flows))
         finally:
             launcher.USE_REGION = True
+
+
+def _backward_sweep(c, search, vid0, vid1, flows, max_values: int, result: dict) -> dict:
+    """Time the backward at each tile of TILES within ``max_values`` per thread, into ``result``."""
     dists, inds = search(vid0, vid1, flows)
     grad = torch.ones_like(dists)
     p = search.params
@@ -75,7 +86,7 @@ def sweep(name: str, max_values: int) -> dict:
     neighbours = triton.next_power_of_2(inds.shape[-2])
     cb = launcher.channel_block(c.C // c.search["nheads"], vid0.dtype, whole_pixel=True)
     default_bwd = launcher.backward_tile
-    result["default_backward"] = default_bwd(neighbours, cb, p)
+    result["default_backward"] = default_bwd(neighbours, cb)
     try:
         for bq, warps in TILES:
             if not 4 <= bq * neighbours * cb // (32 * warps) <= max_values:
@@ -93,20 +104,24 @@ def main() -> None:
     parser.add_argument("--max-values", type=int, default=32,
                         help="largest number of values per thread and read tried")
     parser.add_argument("--json", default="tune_search.json")
+    parser.add_argument("--backward-only", action="store_true", help="sweep the backward only")
     args = parser.parse_args()
     results = {}
     for name in args.configs.split(","):
-        results[name] = sweep(name, args.max_values)
+        results[name] = sweep(name, args.max_values, forward=not args.backward_only)
         with open(args.json, "w") as f:
             json.dump({"gpu": torch.cuda.get_device_name(), "triton": triton.__version__,
                        "results": results}, f, indent=1)
         r = results[name]
         for kind in ("forward", "backward"):
+            if not r[kind]:
+                continue
             best = min(r[kind], key=r[kind].get)
             cells = "  ".join(f"{tile}:{ms:.3f}" for tile, ms in r[kind].items())
             print(f"[{name}] {kind} best {best} ({r[kind][best]:.3f} ms)  {cells}", flush=True)
-        print(f"[{name}] forward, default tile without the register cap: "
-              f"{r['forward_uncapped']:.3f} ms")
+        if "forward_uncapped" in r:
+            print(f"[{name}] forward, default tile without the register cap: "
+                  f"{r['forward_uncapped']:.3f} ms")
         if "forward_unstaged" in r:
             print(f"[{name}] forward without staging, default tile: {r['forward_unstaged']:.3f} ms")
 

@@ -306,13 +306,12 @@ def fixed_point_scales(grad_dists: Tensor, grad_inds: Tensor, vid0: Tensor, vid1
     return torch.exp2(exponent).float()
 
 
-def backward_tile(neighbours: int, cb: int, p: SearchParams) -> tuple[int, int]:
-    """``(BQ, num_warps)`` of the backward's ``[BQ, neighbours, cb]`` reads (the fastest of
-    ``benchmarks/tune_search.py``'s sweep on an H200): 4 (bilinear) or 16 (exact)
-    values per thread, more where one query's neighbours exceed that."""
-    values = 512 if p.itype == "float" else 2048
-    bq = _clamp(values // (neighbours * cb), 1, 16)
-    return bq, _clamp(bq * neighbours * cb // 1024, 4, 16)
+def backward_tile(neighbours: int, cb: int) -> tuple[int, int]:
+    """``(BQ, num_warps)`` of the backward's ``[BQ, neighbours, cb]`` reads: 16 values per
+    thread, one warp unless one query's neighbours exceed 512 values (the fastest tiles
+    of ``benchmarks/tune_search.py --backward-only`` on an H200 with relaxed atomics)."""
+    bq = _clamp(512 // (neighbours * cb), 1, 16)
+    return bq, _clamp(bq * neighbours * cb // 512, 1, 16)
 
 
 def _index_gradient(grad_inds: Tensor, want_flows: bool, total: int, K_full: int) -> tuple[Tensor, int]:
@@ -357,7 +356,7 @@ def non_local_search_backward(grad_dists: Tensor, grad_inds: Tensor, vid0: Tenso
         else:
             scales = torch.ones(3, dtype=torch.float32, device=vid0.device)
         neighbours = next_power_of_2(K)
-        bq, warps = backward_tile(neighbours, width, p)
+        bq, warps = backward_tile(neighbours, width)
         bq = _block(total, bq)
         if pairs > 0:
             search_backward_kernel[(cdiv(total, bq),)](
