@@ -666,6 +666,40 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
 
 
 @triton.jit
+def grid_pair_sums(g, vid, gq, rq, cq, base, fy, fx, inside, in_w, out_h, out_w, c,
+                   C_PAD: tl.constexpr, PS: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr,
+                   CB: tl.constexpr):
+    """Partial sums ``[rows, CB]`` of ``<g, patch>`` and (``FLOWS``) of its derivatives by
+    the row and column fractions, for the pairs ``inside`` (patch inside the frame,
+    ``pt = 1``, dilation 1) whose ``(ps+1)^2`` corner grid starts at table row ``base``:
+    each grid pixel is loaded once (two grid rows at a time) and each upstream gradient
+    element once, instead of four corners per element."""
+    acc_w = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_y = tl.zeros([BQ, CB], dtype=tl.float32)
+    acc_x = tl.zeros([BQ, CB], dtype=tl.float32)
+    upper = ()
+    for b in tl.static_range(PS + 1):
+        upper = upper + (load_rows(vid, base + b, inside, c, C_PAD),)
+    for a in range(PS):  # not unrolled: the compiler would hoist every load of the grid
+        lower = ()
+        for b in tl.static_range(PS + 1):
+            lower = lower + (load_rows(vid, base + (a + 1) * in_w + b, inside, c, C_PAD),)
+        for b in tl.static_range(PS):
+            use = inside & in_range(rq + a, out_h) & in_range(cq + b, out_w)
+            grad_out = load_rows(g, gq + (rq + a) * out_w + cq + b, use, c, C_PAD)
+            top = upper[b] + fx[:, None] * (upper[b + 1] - upper[b])
+            bottom = lower[b] + fx[:, None] * (lower[b + 1] - lower[b])
+            acc_w += grad_out * (top + fy[:, None] * (bottom - top))
+            if FLOWS:
+                acc_y += grad_out * (bottom - top)
+                left = upper[b] + fy[:, None] * (lower[b] - upper[b])
+                right = upper[b + 1] + fy[:, None] * (lower[b + 1] - upper[b + 1])
+                acc_x += grad_out * (right - left)
+        upper = lower
+    return acc_w, acc_y, acc_x
+
+
+@triton.jit
 def agg_scatter_kernel(
         g, weights, flows, grad, scale_ptr, n_frames, T, in_h, in_w, out_h, out_w, nH, nW, K,
         stride_in, stride_out, dilation,
@@ -771,9 +805,10 @@ def agg_pair_grads_kernel(
     padded channels-last video table; ``grad_w [pairs]`` float32; ``grad_f [pairs, 3]``
     float32 (time component 0). With ``FAST`` (``pt = 1``) a pair whose patch lies inside
     the frame reads its elements at fixed offsets with one shared bilinear fraction; with
-    ``SCATTER`` and ``MERGE`` (real offsets, dilation 1) it goes over the ``(ps+1)^2``
-    pixels of its corner grid (:func:`scatter_corner_grid`): one atomic add and one video
-    read per pixel. The other pairs go element by element with the full geometry, only
+    ``MERGE`` (real offsets, dilation 1) it reads each pixel of its ``(ps+1)^2`` corner
+    grid once (:func:`grid_pair_sums`), and with ``SCATTER`` as well goes over the grid
+    pixel by pixel (:func:`scatter_corner_grid`): one atomic add and one video read per
+    pixel. The other pairs go element by element with the full geometry, only
     in tiles holding one.
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
@@ -801,6 +836,10 @@ def agg_pair_grads_kernel(
                 acc_w, acc_y, acc_x = scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w,
                                                           fy, fx, inside, in_w, out_h, out_w, c,
                                                           C_PAD, PS, True, FLOWS, False, BQ, CB)
+            elif FAST and MERGE:
+                acc_w, acc_y, acc_x = grid_pair_sums(g, vid, gq, rq, cq, base, fy, fx, inside,
+                                                     in_w, out_h, out_w, c, C_PAD, PS, FLOWS, BQ,
+                                                     CB)
             elif FAST:
                 for a in range(PS):
                     for b in range(PS):
