@@ -60,7 +60,7 @@ FALLBACKS: set[str] = set()
 USE_FAST = True
 # Patch sizes at which the gather's backward on real offsets at dilation 1 runs as one
 # pass (see _fused).
-FUSED_PATCH_SIZES = (3,)
+FUSED_PATCH_SIZES = (1, 3)
 # Patch sizes at which the summed gather (WeightedPatchSum) runs query by query with
 # atomic adds (see _patch_sum) instead of pixel by pixel (measured on an H200: faster at 3
 # and 7, slower at 1); not under torch.use_deterministic_algorithms(True), whose sums must
@@ -390,7 +390,7 @@ def _fused(p: AggParams) -> bool:
     """Whether the gather's backward runs as one pass (scatter and pair gradients from the
     same reads). Exact and dilated pairs save reads; on real offsets at dilation 1 the
     pass goes over the corner grid, which on an H200 beat the two separate kernels at
-    ``ps = 3`` and lost at ``ps = 7`` (at ``ps = 1`` within the noise; ``docs/performance.md``)."""
+    ``ps`` 1 and 3 and lost at ``ps = 7`` (``docs/performance.md``)."""
     return not _merge(p) or p.ps in FUSED_PATCH_SIZES
 
 
