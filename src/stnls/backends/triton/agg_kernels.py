@@ -666,6 +666,17 @@ def scatter_corner_grid(g, vid, grad, scale, gq, rq, cq, base, w, fy, fx, inside
 
 
 @triton.jit
+def corner_terms(v00, v01, v10, v11, fy, fx):
+    """Bilinear value ``[rows, CB]`` of four corners (row ``y``/``y+1``, column ``x``/``x+1``)
+    at the fractions ``fy, fx`` ``[rows]``, and its derivatives by ``fy`` and ``fx``."""
+    top = v00 + fx[:, None] * (v01 - v00)
+    bottom = v10 + fx[:, None] * (v11 - v10)
+    left = v00 + fy[:, None] * (v10 - v00)
+    right = v01 + fy[:, None] * (v11 - v01)
+    return top + fy[:, None] * (bottom - top), bottom - top, right - left
+
+
+@triton.jit
 def grid_pair_sums(g, vid, gq, rq, cq, base, fy, fx, inside, in_w, out_h, out_w, c,
                    C_PAD: tl.constexpr, PS: tl.constexpr, FLOWS: tl.constexpr, BQ: tl.constexpr,
                    CB: tl.constexpr):
@@ -687,14 +698,12 @@ def grid_pair_sums(g, vid, gq, rq, cq, base, fy, fx, inside, in_w, out_h, out_w,
         for b in tl.static_range(PS):
             use = inside & in_range(rq + a, out_h) & in_range(cq + b, out_w)
             grad_out = load_rows(g, gq + (rq + a) * out_w + cq + b, use, c, C_PAD)
-            top = upper[b] + fx[:, None] * (upper[b + 1] - upper[b])
-            bottom = lower[b] + fx[:, None] * (lower[b + 1] - lower[b])
-            acc_w += grad_out * (top + fy[:, None] * (bottom - top))
+            value, d_fy, d_fx = corner_terms(upper[b], upper[b + 1], lower[b], lower[b + 1],
+                                             fy, fx)
+            acc_w += grad_out * value
             if FLOWS:
-                acc_y += grad_out * (bottom - top)
-                left = upper[b] + fy[:, None] * (lower[b] - upper[b])
-                right = upper[b + 1] + fy[:, None] * (lower[b + 1] - upper[b + 1])
-                acc_x += grad_out * (right - left)
+                acc_y += grad_out * d_fy
+                acc_x += grad_out * d_fx
         upper = lower
     return acc_w, acc_y, acc_x
 
@@ -853,13 +862,10 @@ def agg_pair_grads_kernel(
                             v01 = load_rows(vid, row + 1, use, c, C_PAD)
                             v10 = load_rows(vid, row + in_w, use, c, C_PAD)
                             v11 = load_rows(vid, row + in_w + 1, use, c, C_PAD)
-                            top = v00 + fx[:, None] * (v01 - v00)
-                            bottom = v10 + fx[:, None] * (v11 - v10)
-                            acc_w += grad_out * (top + fy[:, None] * (bottom - top))
-                            acc_y += grad_out * (bottom - top)
-                            left = v00 + fy[:, None] * (v10 - v00)
-                            right = v01 + fy[:, None] * (v11 - v01)
-                            acc_x += grad_out * (right - left)
+                            value, d_fy, d_fx = corner_terms(v00, v01, v10, v11, fy, fx)
+                            acc_w += grad_out * value
+                            acc_y += grad_out * d_fy
+                            acc_x += grad_out * d_fx
                         else:
                             acc_w += grad_out * interpolate(vid, row, in_w, fy, fx, use, c, C_PAD,
                                                             IS_FLOAT)
