@@ -107,6 +107,23 @@ def test_second_device(triton_search):
     assert_search_close(expected, actual)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("params", [dict(ps=3, stride1=0.5), dict(ps=3), dict(ps=3, itype="int")],
+                         ids=["bilinear", "staged", "int"])
+def test_non_finite_flows_give_nan_without_a_sync(bad, params, monkeypatch):
+    """On a GPU, non-finite flows make every distance NaN instead of raising (raising
+    would wait for the device at every call)."""
+    p = SearchParams.create(ws=5, wt=1, k=4, **params)
+    vid0, vid1, flows = search_inputs(p, device="cuda", **MODERATE)
+    search = torch.ops.stnls.non_local_search
+    assert torch.isfinite(search(vid0, vid1, flows, *p.as_args())[0]).any()
+    flows[0, 0, 1, 0, 1, 3, 4] = bad
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: pytest.fail("host sync"))
+    dists, _ = search(vid0, vid1, flows, *p.as_args())
+    monkeypatch.undo()
+    assert torch.isnan(dists).all()
+
+
 def test_search_flow_matches_cpu():
     fflow, bflow = torch.randn(2, 2, 5, 2, 32, 32).unbind(0)
     expected = stnls.nn.search_flow(fflow, bflow, 2, 2)

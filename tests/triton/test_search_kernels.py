@@ -5,6 +5,8 @@ self_action, every topk_mode, the "select" route, and the backward; and the
 forward outputs of the original library's recorded NonLocalSearch cases.
 """
 
+import warnings
+
 import pytest
 import torch
 
@@ -71,6 +73,26 @@ def test_forward_non_contiguous_inputs():
     expected = reference.non_local_search(vid0, vid1, flows, p)
     actual = triton_search.non_local_search(vid0, vid1, flows, p)
     assert_search_close(expected, actual)
+
+
+@pytest.mark.parametrize("params", [dict(itype="int"), dict(stride1=0.5), dict(stride1=1)],
+                         ids=["int", "bilinear", "staged"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_flows_touch_only_their_queries(params, bad):
+    """A non-finite flow (which the op reports only after the kernels ran, see
+    ``stnls._ops.search``) changes the results of its own query and nothing else:
+    every address the kernels read stays clamped."""
+    p = SearchParams.create(ws=3, wt=1, k=4, ps=3, **params)
+    vid0, vid1, flows = search_inputs(p, C=3, H=5, W=5)
+    clean_dists, clean_inds = triton_search.non_local_search(vid0, vid1, flows, p)
+    flows[0, 0, 1, 0, :, 2, 3] = bad
+    with warnings.catch_warnings():  # the kernels cast NaN and inf to integers, by design
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dists, inds = triton_search.non_local_search(vid0, vid1, flows, p)
+    other = torch.ones(dists.shape[:5], dtype=torch.bool)
+    other[0, 0, 1, 2, 3] = False
+    torch.testing.assert_close(dists[other], clean_dists[other])
+    torch.testing.assert_close(inds[other], clean_inds[other])
 
 
 def _backward(module, p, vid0, vid1, flows):

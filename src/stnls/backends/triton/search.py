@@ -25,6 +25,7 @@ values instead (bitwise-reproducible, see :func:`fixed_point_scales`).
 
 from __future__ import annotations
 
+import functools
 
 import torch
 from torch import Tensor
@@ -236,6 +237,14 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         **register_cap(FORWARD_MAX_REGISTERS))
 
 
+@functools.lru_cache(maxsize=64)
+def _stride1_tensor(stride1: float, device: torch.device) -> Tensor:
+    """``stride1`` as the float64 ``[1]`` tensor the forward kernel reads (a float64 scalar
+    argument does not exist), made once per value and device: making it copies from the
+    host, which waits for the device."""
+    return torch.tensor([stride1], dtype=torch.float64, device=device)
+
+
 def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
     """Forward search; same contract as :func:`stnls.backends.reference.search.non_local_search`."""
     if vid0.dtype == torch.float64:
@@ -249,7 +258,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
         reads = forward_reads(p, L.C, vid0.dtype)
         vid0c, vid1c = channels_last(vid0, reads[1]), channels_last(vid1, reads[1])
         flows_k = _kernel_flows(flows, p)
-        stride1 = torch.tensor([float(p.stride1)], dtype=torch.float64, device=vid0.device)
+        stride1 = _stride1_tensor(float(p.stride1), vid0.device)
         dists = torch.empty(total, K, dtype=torch.float32, device=vid0.device)
         inds = torch.empty(total, K, 3, dtype=inds_dtype, device=vid0.device)
         if path in ("topk", "all"):
