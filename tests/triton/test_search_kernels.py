@@ -66,6 +66,21 @@ def test_reads_cover_the_cases():
     assert reads == {"direct", "bilinear", "bilinear_pixels"}
 
 
+def test_window_chunks_cover_each_window_once():
+    """Two powers of two cover a slot's window with at most a quarter of the lanes
+    empty where one power of two would leave more; the cases above use both tilings."""
+    for candidates in range(1, 1100):
+        first, second = triton_search.window_chunks(candidates)
+        whole = 1 << (candidates - 1).bit_length()
+        assert first & (first - 1) == 0 and second & (second - 1) == 0 and second <= first
+        assert candidates <= first + second <= whole
+        assert second == 0 or first + second < whole
+    assert triton_search.window_chunks(81) == (64, 32) and triton_search.window_chunks(441) == (512, 0)
+    chunked = {triton_search.window_chunks(SearchParams.create(**params).ws ** 2)[1] > 0
+               for params, _ in FORWARD_CASES.values()}
+    assert chunked == {True, False}
+
+
 def test_forward_non_contiguous_inputs():
     p = SearchParams.create(ws=3, wt=1, k=4, stride1=0.5)
     vid0, vid1, flows = search_inputs(p, C=4)

@@ -195,6 +195,17 @@ def region_plan(p: SearchParams) -> dict | None:
     return dict(R=side, RR=rr, SU=su) if rr <= 1024 else None
 
 
+def window_chunks(candidates: int) -> tuple[int, int]:
+    """Lane widths ``(WW, WW2)`` of the tiles a slot's ``candidates = ws * ws`` window
+    positions are scored in: one power of two (``WW2 = 0``), or where that would leave more
+    than a quarter of its lanes empty, half of it and the next power of two of the rest
+    (``ws = 9``: 64 + 32 lanes instead of 128)."""
+    whole = next_power_of_2(candidates)
+    if 4 * candidates <= 3 * whole:
+        return whole // 2, next_power_of_2(candidates - whole // 2)
+    return whole, 0
+
+
 def _programs(tiles: int, warps: int, device: torch.device) -> int:
     """Programs of a staged-region launch (each loops over tiles): enough to fill every
     multiprocessor at the register cap, at least :data:`PROGRAMS_PER_SM` per multiprocessor."""
@@ -232,7 +243,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         vid0c, vid1c, flows_k, stride1, dists, inds, scratch, scratch_ok, q_start, n_queries,
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
-        KEEP_ALL=kept == 0, **region, WW=window,
+        KEEP_ALL=kept == 0, **region, **dict(zip(("WW", "WW2"), window_chunks(p.ws * p.ws))),
         KP=next_power_of_2(kept), BQ=bq, num_warps=warps,
         **register_cap(FORWARD_MAX_REGISTERS))
 

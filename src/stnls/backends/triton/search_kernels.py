@@ -182,13 +182,15 @@ def search_forward_kernel(
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
         PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
         RR: tl.constexpr, RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr,
-        KP: tl.constexpr, BQ: tl.constexpr):
+        WW2: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
     """Search of queries ``[q_start, q_start + n_queries)`` (global ids over ``B * HD * Q``).
 
     A program takes ``BQ`` queries; for each slot it scores the slot's window
-    as a ``[BQ, WW]`` tile. With ``KEEP_ALL`` it writes every candidate in
+    as a ``[BQ, WW]`` tile, then (``WW2 > 0``) the window positions from ``WW``
+    on as a ``[BQ, WW2]`` tile (two powers of two pad less than one). With
+    ``KEEP_ALL`` it writes every candidate in
     window order (slots from ``S_FIRST``; out-of-image candidates get the invalid
-    distance). Otherwise it merges the tile into the best ``k_group`` entries
+    distance). Otherwise it merges each tile into the best ``k_group`` entries
     of the group (the whole window, or each slot with ``EACH``) kept in
     registers; ties keep window order after the self_action swap. Writes
     ``dists [n_queries, K_out]`` and ``inds [n_queries, K_out, 3]``.
@@ -202,8 +204,40 @@ def search_forward_kernel(
                     q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
                     stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group,
                     K_out, CP, CB, W_T, S_FIRST, PS, PT, IS_FLOAT, L2, FULL_WS, REFLECT, USE_ADJ,
-                    INTERIOR, EACH, ANCHOR, PINNED, KEEP_ALL, REGION, R, RR, RC, SU, WW,
+                    INTERIOR, EACH, ANCHOR, PINNED, KEEP_ALL, REGION, R, RR, RC, SU, WW, WW2,
                     KP, BQ)
+
+
+@triton.jit
+def window_candidates(window, ws, size, anchor_h, anchor_w, off_h, off_w, step,
+                      IS_FLOAT: tl.constexpr):
+    """Window lanes ``window [1, W]`` of each query's slot window: ``(i, j, in_window,
+    rows, cols, written)``, the lanes' window row and column, whether the lane is a
+    window position, the candidate positions ``[BQ, W]`` and whether they are written
+    (inside the query's window side ``size``)."""
+    in_window = window < ws * ws
+    i = window // ws
+    j = window % ws
+    rows = candidate_position(anchor_h[:, None], off_h[:, None], i, step, IS_FLOAT)
+    cols = candidate_position(anchor_w[:, None], off_w[:, None], j, step, IS_FLOAT)
+    written = in_window & (i < size[:, None]) & (j < size[:, None])
+    return i, j, in_window, rows, cols, written
+
+
+@triton.jit
+def slot_scan(first_close, best_l1, best_at, window, first_pos, target_t, target_h, target_w,
+              frame, t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step,
+              IS_FLOAT: tl.constexpr):
+    """:func:`window_scan` of window lanes ``window`` of one slot (positions from
+    ``first_pos``) for the relative index ``(target_t, target_h, target_w)``."""
+    _, _, in_window, rows, cols, written = window_candidates(window, ws, size, anchor_h, anchor_w,
+                                                             off_h, off_w, step, IS_FLOAT)
+    dt = (frame - t)[:, None].to(base_h.dtype)
+    return window_scan(first_close, best_l1, best_at, target_t, target_h, target_w,
+                       tl.where(written, dt, UNWRITTEN_IND),
+                       tl.where(written, rows - base_h, UNWRITTEN_IND),
+                       tl.where(written, cols - base_w, UNWRITTEN_IND), first_pos + window,
+                       in_window, IS_FLOAT)
 
 
 @triton.jit
@@ -216,8 +250,8 @@ def search_tile(
         FULL_WS: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
         INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr, PINNED: tl.constexpr,
         KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr, RR: tl.constexpr,
-        RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr, KP: tl.constexpr,
-        BQ: tl.constexpr):
+        RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr, WW2: tl.constexpr,
+        KP: tl.constexpr, BQ: tl.constexpr):
     """One tile of :func:`search_forward_kernel`: queries ``tile * BQ ...`` of the range."""
     row = (tile * BQ + tl.arange(0, BQ)).to(tl.int64)
     live = row < n_queries
@@ -233,9 +267,7 @@ def search_tile(
     S1 = ws * ws
     lanes = tl.arange(0, KP)
     window = tl.arange(0, WW)[None, :]
-    in_window = window < S1
-    i = window // ws
-    j = window % ws
+    window2 = WW + tl.arange(0, WW2 if WW2 > 0 else 1)[None, :]  # unused when WW2 == 0
     zero = nh * 0
     if IS_FLOAT:
         far = zero.to(tl.float32) + float("inf")
@@ -254,13 +286,13 @@ def search_tile(
                                                     T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
             size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
                                                stride1, kH, kW, FULL_WS, INTERIOR)
-            written = (i < size[:, None]) & (j < size[:, None])
-            dt = tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND)
-            dh = tl.where(written, candidate_position(anchor_h[:, None], off_h[:, None], i, step, IS_FLOAT) - base_h, UNWRITTEN_IND)
-            dw = tl.where(written, candidate_position(anchor_w[:, None], off_w[:, None], j, step, IS_FLOAT) - base_w, UNWRITTEN_IND)
-            first_close, best_l1, best_at = window_scan(
-                first_close, best_l1, best_at, 0, 0, 0, dt, dh, dw, (s - S_FIRST) * S1 + window,
-                in_window, IS_FLOAT)
+            first_close, best_l1, best_at = slot_scan(
+                first_close, best_l1, best_at, window, (s - S_FIRST) * S1, 0, 0, 0, frame, t,
+                base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
+            if WW2 > 0:
+                first_close, best_l1, best_at = slot_scan(
+                    first_close, best_l1, best_at, window2, (s - S_FIRST) * S1, 0, 0, 0, frame,
+                    t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
         global_pos = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
 
     n_keep = k_group - PINNED
@@ -273,9 +305,6 @@ def search_tile(
                                                 T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
         size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
                                            stride1, kH, kW, FULL_WS, INTERIOR)
-        rows = candidate_position(anchor_h[:, None], off_h[:, None], i, step, IS_FLOAT)
-        cols = candidate_position(anchor_w[:, None], off_w[:, None], j, step, IS_FLOAT)
-        written = in_window & (i < size[:, None]) & (j < size[:, None])
         if EACH:
             group_base = 0
             if ANCHOR == SLOT_PIN:
@@ -290,12 +319,17 @@ def search_tile(
             group_base = slot * S1
         # The self_action swap: group keys swap_a and swap_b trade places.
         if ANCHOR == SLOT_PIN:
-            dt = (frame - t)[:, None].to(base_h.dtype)
-            first_close, best_l1, best_at = window_scan(
-                zero - 1, far, zero, dt, anchor_h[:, None] - base_h, anchor_w[:, None] - base_w,
-                tl.where(written, dt, UNWRITTEN_IND), tl.where(written, rows - base_h, UNWRITTEN_IND),
-                tl.where(written, cols - base_w, UNWRITTEN_IND), group_base + window, in_window,
-                IS_FLOAT)
+            target_t = (frame - t)[:, None].to(base_h.dtype)
+            target_h = anchor_h[:, None] - base_h
+            target_w = anchor_w[:, None] - base_w
+            first_close, best_l1, best_at = slot_scan(
+                zero - 1, far, zero, window, group_base, target_t, target_h, target_w, frame, t,
+                base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
+            if WW2 > 0:
+                first_close, best_l1, best_at = slot_scan(
+                    first_close, best_l1, best_at, window2, group_base, target_t, target_h,
+                    target_w, frame, t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h,
+                    off_w, step, IS_FLOAT)
             swap_a = zero + group_base
             swap_b = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
         elif ANCHOR == GLOBAL_PIN or ANCHOR == GLOBAL_REMOVE:
@@ -306,8 +340,8 @@ def search_tile(
                 swap_a, swap_b = zero, global_pos
         else:
             swap_a, swap_b = zero - 1, zero - 1
-        valid = written & in_range(rows, kH) & in_range(cols, kW)
-        lane_ok = live[:, None] & valid
+        region_first = zero.to(tl.int64)
+        unchecked = False
         if REGION:
             region_first = (tl.program_id(0) * BQ + tl.arange(0, BQ)).to(tl.int64) * RR
             first = dilation * (0 if USE_ADJ else -(PS // 2))
@@ -316,52 +350,29 @@ def search_tile(
             stage_region(vid1, scratch, scratch_ok, region_first, bhd, frame, origin_h, origin_w,
                          T, kH, kW, CP, CB, R, RR, RC, REFLECT, IS_FLOAT)
             tl.debug_barrier()
-            if region_inside(origin_h, origin_w, query_h, query_w, live, qH, qW, kH, kW, dilation,
-                             PS, R, USE_ADJ):
-                d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
-                                    t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
-                                    dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, False)
-            else:
-                d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
-                                    t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
-                                    dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, True)
+            unchecked = region_inside(origin_h, origin_w, query_h, query_w, live, qH, qW, kH, kW,
+                                      dilation, PS, R, USE_ADJ)
+        kept, anchor_d, anchor_pos = score_candidates(
+            vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window, kept, anchor_d, anchor_pos,
+            swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h, query_w, base_h,
+            base_w, size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes, n_keep,
+            T, qH, qW, kH, kW, ws, step, dilation, K_out, CP, CB, PS, PT, IS_FLOAT, L2, REFLECT,
+            USE_ADJ, ANCHOR, PINNED, KEEP_ALL, REGION, R, SU)
+        if WW2 > 0:
+            kept, anchor_d, anchor_pos = score_candidates(
+                vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window2, kept, anchor_d,
+                anchor_pos, swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h,
+                query_w, base_h, base_w, size, anchor_h, anchor_w, off_h, off_w, region_first,
+                unchecked, lanes, n_keep, T, qH, qW, kH, kW, ws, step, dilation, K_out, CP, CB, PS,
+                PT, IS_FLOAT, L2, REFLECT, USE_ADJ, ANCHOR, PINNED, KEEP_ALL, REGION, R, SU)
+        if REGION:
             tl.debug_barrier()  # the next slot overwrites the region
-        else:
-            d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
-                               frame[:, None], rows, cols, lane_ok, T, qH, qW, kH,
-                               kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
-        if not L2:
-            d = -d
-        d = tl.where(valid, d, float("inf"))
-        if KEEP_ALL:
-            out = row[:, None] * K_out + (slot * S1 + window)
-            store_entries(dists_out, inds_out, out, live[:, None] & in_window, d,
-                          tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND),
-                          tl.where(written, rows - base_h, UNWRITTEN_IND),
-                          tl.where(written, cols - base_w, UNWRITTEN_IND), L2)
-        else:
-            x = group_base + window
-            pair_a = swap_a[:, None]
-            pair_b = swap_b[:, None]
-            key = tl.where(x == pair_a, pair_b, tl.where(x == pair_b, pair_a, x))
-            pos = slot * S1 + window + zero[:, None]
-            excluded = ~in_window
-            if ANCHOR != NO_ANCHOR:
-                first = (key == 0) & (pair_a == 0) & in_window
-                excluded = excluded | first
-                if PINNED:
-                    has_first = tl.max(first.to(tl.int32), 1) > 0
-                    anchor_d = tl.where(has_first, tl.sum(tl.where(first, d, 0.0), 1), anchor_d)
-                    anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
-            d = tl.where(excluded, float("inf"), d)
-            key = tl.where(excluded, EXCLUDED, key)
-            kept = merge_best(kept, d, key, lanes, n_keep)
-            if EACH:
-                group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                            kept, kept_positions(kept, swap_a, swap_b, slot * S1), lanes, n_keep,
-                            row * K_out + slot * k_group, slot_pins, anchor_d, anchor_pos, T, wt,
-                            Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
-                            IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+        if EACH and not KEEP_ALL:
+            group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
+                        kept, kept_positions(kept, swap_a, swap_b, slot * S1), lanes, n_keep,
+                        row * K_out + slot * k_group, slot_pins, anchor_d, anchor_pos, T, wt,
+                        Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
+                        IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
     if not EACH and not KEEP_ALL:
         # one swap for the whole window (the launcher routes per-slot swaps elsewhere)
         tl.static_assert(ANCHOR != SLOT_PIN, "per-slot anchors need topk_mode 'each'")
@@ -373,6 +384,66 @@ def search_tile(
                     kept, kept_positions(kept, swap_a, swap_b, 0), lanes, n_keep, row * K_out,
                     PINNED, anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
                     stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+
+
+@triton.jit
+def score_candidates(
+        vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window, kept, anchor_d, anchor_pos,
+        swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h, query_w, base_h,
+        base_w, size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes, n_keep,
+        T, qH, qW, kH, kW, ws, step, dilation, K_out, CP: tl.constexpr, CB: tl.constexpr,
+        PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr,
+        REFLECT: tl.constexpr, USE_ADJ: tl.constexpr, ANCHOR: tl.constexpr,
+        PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
+        SU: tl.constexpr):
+    """Distances of one slot's window lanes ``window [1, W]``, then (``KEEP_ALL``) written out
+    or merged into ``kept``. Returns ``(kept, anchor_d, anchor_pos)``; ``unchecked`` says that
+    the staged regions and query patches lie inside their frames (:func:`region_inside`)."""
+    S1 = ws * ws
+    i, j, in_window, rows, cols, written = window_candidates(window, ws, size, anchor_h, anchor_w,
+                                                             off_h, off_w, step, IS_FLOAT)
+    valid = written & in_range(rows, kH) & in_range(cols, kW)
+    lane_ok = live[:, None] & valid
+    if REGION:
+        if unchecked:
+            d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
+                                t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
+                                dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, False)
+        else:
+            d = region_distance(vid0, scratch, scratch_ok, region_first[:, None], bhd[:, None],
+                                t[:, None], query_h, query_w, i, j, lane_ok, T, qH, qW,
+                                dilation, CP, CB, PS, R, SU, USE_ADJ, REFLECT, L2, True)
+    else:
+        d = patch_distance(vid0, vid1, bhd[:, None], t[:, None], query_h, query_w,
+                           frame[:, None], rows, cols, lane_ok, T, qH, qW, kH,
+                           kW, dilation, CP, CB, PS, PT, USE_ADJ, REFLECT, IS_FLOAT, L2)
+    if not L2:
+        d = -d
+    d = tl.where(valid, d, float("inf"))
+    if KEEP_ALL:
+        out = row[:, None] * K_out + (slot * S1 + window)
+        store_entries(dists_out, inds_out, out, live[:, None] & in_window, d,
+                      tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND),
+                      tl.where(written, rows - base_h, UNWRITTEN_IND),
+                      tl.where(written, cols - base_w, UNWRITTEN_IND), L2)
+    else:
+        x = group_base + window
+        pair_a = swap_a[:, None]
+        pair_b = swap_b[:, None]
+        key = tl.where(x == pair_a, pair_b, tl.where(x == pair_b, pair_a, x))
+        pos = slot * S1 + window + (t * 0)[:, None]
+        excluded = ~in_window
+        if ANCHOR != NO_ANCHOR:
+            first = (key == 0) & (pair_a == 0) & in_window
+            excluded = excluded | first
+            if PINNED:
+                has_first = tl.max(first.to(tl.int32), 1) > 0
+                anchor_d = tl.where(has_first, tl.sum(tl.where(first, d, 0.0), 1), anchor_d)
+                anchor_pos = tl.where(has_first, tl.max(tl.where(first, pos, -1), 1), anchor_pos)
+        d = tl.where(excluded, float("inf"), d)
+        key = tl.where(excluded, EXCLUDED, key)
+        kept = merge_best(kept, d, key, lanes, n_keep)
+    return kept, anchor_d, anchor_pos
 
 
 @triton.jit
