@@ -76,7 +76,7 @@ def check_finite(name: str, value: Tensor, result: Tensor | None = None) -> None
     if value.numel() == 0:
         return
     if result is not None and result.is_cuda:
-        result.add_(value.sum(dtype=torch.float32).mul_(0))
+        result.add_(value.sum(dtype=torch.float32), alpha=0)
         return
     if not all(math.isfinite(extreme) for extreme in torch.stack(torch.aminmax(value)).tolist()):
         raise ValueError(f"{name} must hold finite values (found NaN or inf)")
