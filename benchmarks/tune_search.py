@@ -42,7 +42,7 @@ def sweep(name: str, max_values: int, forward: bool = True) -> dict:
     reads, cb = launcher.forward_reads(search.params, c.C // c.search["nheads"], vid0.dtype)
     default_fwd = launcher.forward_tile
     result = {"forward": {}, "backward": {}, "staged": staged,
-              "default_forward": default_fwd(window, cb, reads)}
+              "default_forward": launcher.forward_shape(search.params, reads, cb)[2:]}
     try:
         for bq, warps in TILES if forward else ():
             if not 4 <= bq * window * cb // (32 * warps) <= max_values:

@@ -165,16 +165,25 @@ def forward_tile(window: int, cb: int, reads: str) -> tuple[int, int]:
     ``benchmarks/tune_search.py``'s sweep and of the sweeps in docs/performance.md, on an
     H200), by :func:`forward_reads`: one query per program with staged regions (16 values
     per thread, 32 for whole pixels) and with wide bilinear pixels (32 values per thread),
-    one warp of 8 values per thread for bilinear patches read directly, 16 values per
-    thread otherwise."""
+    one warp of 8 values per thread for bilinear patches read directly, one warp of 16
+    values per thread otherwise (there ``window`` is the widest tile of
+    :func:`window_chunks`)."""
     if reads in ("region_pixels", "bilinear_pixels"):
         return 1, _clamp(window * cb // 1024, 1, 16)
     if reads == "region":
         return 1, _clamp(window * cb // 512, 1, 16)
     if reads == "bilinear":
         return _clamp(256 // (window * cb), 1, 16), 1
-    bq = _clamp(512 // window, 1, 16)
-    return bq, _clamp(bq * window * cb // 512, 4, 16)
+    return _clamp(512 // (window * cb), 1, 16), 1
+
+
+def forward_shape(p: SearchParams, reads: str, cb: int) -> tuple[int, int, int, int]:
+    """``(WW, WW2, BQ, num_warps)`` of the forward: the tiles a slot's window is scored in
+    (:func:`window_chunks`; staged windows stay one tile, two measured slower: mid 92.9
+    against 89.2 ms) and the program shape (:func:`forward_tile`)."""
+    window = next_power_of_2(p.ws * p.ws)
+    ww, ww2 = (window, 0) if reads.startswith("region") else window_chunks(p.ws * p.ws)
+    return (ww, ww2, *forward_tile(ww if reads == "direct" else window, cb, reads))
 
 
 def region_plan(p: SearchParams) -> dict | None:
@@ -222,12 +231,9 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
     per group, or (``kept == 0``) every candidate of the slots from ``first_slot``;
     ``reads`` is :func:`forward_reads`'s answer."""
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
-    window = next_power_of_2(p.ws * p.ws)
     reads, cb = reads
     plan = region_plan(p) if reads.startswith("region") else None
-    bq, warps = forward_tile(window, cb, reads)
-    # staged windows are scored in one tile: two measured slower (mid 92.9 against 89.2 ms)
-    chunks = (window, 0) if plan is not None else window_chunks(p.ws * p.ws)
+    ww, ww2, bq, warps = forward_shape(p, reads, cb)
     bq = _block(n_queries, bq)
     tiles = cdiv(n_queries, bq)
     if plan is None:
@@ -246,7 +252,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         vid0c, vid1c, flows_k, stride1, dists, inds, scratch, scratch_ok, q_start, n_queries,
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
-        KEEP_ALL=kept == 0, **region, WW=chunks[0], WW2=chunks[1],
+        KEEP_ALL=kept == 0, **region, WW=ww, WW2=ww2,
         KP=next_power_of_2(kept), BQ=bq, num_warps=warps,
         **register_cap(FORWARD_MAX_REGISTERS))
 
