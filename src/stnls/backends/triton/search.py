@@ -101,8 +101,11 @@ def channels_last(vid: Tensor, width: int) -> Tensor:
     """``[B, HD, T, C, H, W]`` as contiguous ``[B, HD, T, H, W, CP]``, channels zero-padded
     to ``CP``, the next multiple of ``width`` (padding adds 0 to l2 and prod distances)."""
     B, HD, T, C, H, W = vid.shape
+    pixels = vid.permute(0, 1, 2, 4, 5, 3)
+    if C % width == 0:
+        return pixels.contiguous()
     padded = vid.new_zeros((B, HD, T, H, W, cdiv(C, width) * width))
-    padded[..., :C] = vid.permute(0, 1, 2, 4, 5, 3)
+    padded[..., :C] = pixels
     return padded
 
 
