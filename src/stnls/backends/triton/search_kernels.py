@@ -209,6 +209,16 @@ def search_forward_kernel(
 
 
 @triton.jit
+def window_tile(part: tl.constexpr, WW: tl.constexpr, WW2: tl.constexpr):
+    """Window lanes ``[1, W]`` of tile ``part`` of a slot: positions ``0 .. WW - 1``, then
+    (``part == 1``) ``WW .. WW + WW2 - 1``."""
+    if part == 0:
+        return tl.arange(0, WW)[None, :]
+    else:
+        return WW + tl.arange(0, WW2)[None, :]
+
+
+@triton.jit
 def window_candidates(window, ws, size, anchor_h, anchor_w, off_h, off_w, step,
                       IS_FLOAT: tl.constexpr):
     """Window lanes ``window [1, W]`` of each query's slot window: ``(i, j, in_window,
@@ -266,8 +276,7 @@ def search_tile(
     stride1 = tl.load(stride1_ptr)
     S1 = ws * ws
     lanes = tl.arange(0, KP)
-    window = tl.arange(0, WW)[None, :]
-    window2 = WW + tl.arange(0, WW2 if WW2 > 0 else 1)[None, :]  # unused when WW2 == 0
+    TILES: tl.constexpr = 2 if WW2 > 0 else 1
     zero = nh * 0
     if IS_FLOAT:
         far = zero.to(tl.float32) + float("inf")
@@ -286,13 +295,11 @@ def search_tile(
                                                     T, wt, Wf, nH, nW, kH, kW, W_T, IS_FLOAT)
             size, off_h, off_w = search_window(anchor_h, anchor_w, nh, nw, nH, nW, ws, ws_interior,
                                                stride1, kH, kW, FULL_WS, INTERIOR)
-            first_close, best_l1, best_at = slot_scan(
-                first_close, best_l1, best_at, window, (s - S_FIRST) * S1, 0, 0, 0, frame, t,
-                base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
-            if WW2 > 0:
+            for part in tl.static_range(TILES):
                 first_close, best_l1, best_at = slot_scan(
-                    first_close, best_l1, best_at, window2, (s - S_FIRST) * S1, 0, 0, 0, frame,
-                    t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
+                    first_close, best_l1, best_at, window_tile(part, WW, WW2), (s - S_FIRST) * S1,
+                    0, 0, 0, frame, t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w,
+                    step, IS_FLOAT)
         global_pos = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
 
     n_keep = k_group - PINNED
@@ -322,14 +329,12 @@ def search_tile(
             target_t = (frame - t)[:, None].to(base_h.dtype)
             target_h = anchor_h[:, None] - base_h
             target_w = anchor_w[:, None] - base_w
-            first_close, best_l1, best_at = slot_scan(
-                zero - 1, far, zero, window, group_base, target_t, target_h, target_w, frame, t,
-                base_h, base_w, ws, size, anchor_h, anchor_w, off_h, off_w, step, IS_FLOAT)
-            if WW2 > 0:
+            first_close, best_l1, best_at = zero - 1, far, zero
+            for part in tl.static_range(TILES):
                 first_close, best_l1, best_at = slot_scan(
-                    first_close, best_l1, best_at, window2, group_base, target_t, target_h,
-                    target_w, frame, t, base_h, base_w, ws, size, anchor_h, anchor_w, off_h,
-                    off_w, step, IS_FLOAT)
+                    first_close, best_l1, best_at, window_tile(part, WW, WW2), group_base,
+                    target_t, target_h, target_w, frame, t, base_h, base_w, ws, size, anchor_h,
+                    anchor_w, off_h, off_w, step, IS_FLOAT)
             swap_a = zero + group_base
             swap_b = resolve_anchor(first_close, best_l1, best_at, IS_FLOAT)
         elif ANCHOR == GLOBAL_PIN or ANCHOR == GLOBAL_REMOVE:
@@ -352,19 +357,14 @@ def search_tile(
             tl.debug_barrier()
             unchecked = region_inside(origin_h, origin_w, query_h, query_w, live, qH, qW, kH, kW,
                                       dilation, PS, R, USE_ADJ)
-        kept, anchor_d, anchor_pos = score_candidates(
-            vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window, kept, anchor_d, anchor_pos,
-            swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h, query_w, base_h,
-            base_w, size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes, n_keep,
-            T, qH, qW, kH, kW, ws, step, dilation, K_out, CP, CB, PS, PT, IS_FLOAT, L2, REFLECT,
-            USE_ADJ, ANCHOR, PINNED, KEEP_ALL, REGION, R, SU)
-        if WW2 > 0:
+        for part in tl.static_range(TILES):
             kept, anchor_d, anchor_pos = score_candidates(
-                vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window2, kept, anchor_d,
-                anchor_pos, swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h,
-                query_w, base_h, base_w, size, anchor_h, anchor_w, off_h, off_w, region_first,
-                unchecked, lanes, n_keep, T, qH, qW, kH, kW, ws, step, dilation, K_out, CP, CB, PS,
-                PT, IS_FLOAT, L2, REFLECT, USE_ADJ, ANCHOR, PINNED, KEEP_ALL, REGION, R, SU)
+                vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window_tile(part, WW, WW2),
+                kept, anchor_d, anchor_pos, swap_a, swap_b, group_base, slot, row, live, bhd, t,
+                frame, query_h, query_w, base_h, base_w, size, anchor_h, anchor_w, off_h, off_w,
+                region_first, unchecked, lanes, n_keep, T, qH, qW, kH, kW, ws, step, dilation,
+                K_out, CP, CB, PS, PT, IS_FLOAT, L2, REFLECT, USE_ADJ, ANCHOR, PINNED, KEEP_ALL,
+                REGION, R, SU)
         if REGION:
             tl.debug_barrier()  # the next slot overwrites the region
         if EACH and not KEEP_ALL:
