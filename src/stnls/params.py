@@ -10,6 +10,7 @@ computed here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from .utils.checks import check_choice, check_int, check_positive_real
@@ -25,42 +26,70 @@ UNWRITTEN_IND = -100000000
 PARAMS_SCHEMA = "int[] ints, float[] reals, str[] names"
 
 
+def checked_once(create):
+    """Memoise a ``create`` classmethod's function: each distinct set of arguments is
+    checked once (an op call would otherwise spend about as long checking its
+    parameters as launching a small kernel). Arguments that are not hashable are
+    checked every time; ``typed``: ``3`` and ``3.0`` are different arguments."""
+    cached = functools.lru_cache(maxsize=256, typed=True)(create)
+
+    @functools.wraps(create)
+    def create_checked(cls, *args, **kwargs):
+        try:
+            hash((args, tuple(kwargs.items())))
+        except TypeError:
+            return create(cls, *args, **kwargs)
+        return cached(cls, *args, **kwargs)
+
+    return create_checked
+
+
+@functools.lru_cache(maxsize=256)
+def _packed(params) -> tuple[tuple[int, ...], tuple[float, ...], tuple[str, ...]]:
+    ints, reals, names = [], [], []
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        if field.type in ("int", "bool"):
+            ints.append(int(value))
+        elif field.type == "float":
+            reals.append(float(value))
+        else:
+            names.append("" if value is None else value)
+    return tuple(ints), tuple(reals), tuple(names)
+
+
+@functools.lru_cache(maxsize=256)
+def _unpacked(cls, ints: tuple, reals: tuple, names: tuple):
+    ints, reals, names = iter(ints), iter(reals), iter(names)
+    values = []
+    for field in dataclasses.fields(cls):
+        if field.type == "int":
+            values.append(next(ints))
+        elif field.type == "bool":
+            values.append(bool(next(ints)))
+        elif field.type == "float":
+            values.append(next(reals))
+        elif field.type == "str | None":
+            values.append(next(names) or None)
+        else:
+            values.append(next(names))
+    return cls(*values)
+
+
 class _SchemaFields:
     """A parameter dataclass as op arguments: three lists (``PARAMS_SCHEMA``), the int and
     bool fields, the float fields and the string fields (``None`` sent as ""), each in
     field order. Few schema arguments keep ``torch.library``'s per-call handling of
     the arguments cheap (it is quadratic in their number)."""
 
-    def as_args(self) -> tuple[list[int], list[float], list[str]]:
-        """The fields packed for an op call (see the class doc)."""
-        ints, reals, names = [], [], []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type in ("int", "bool"):
-                ints.append(int(value))
-            elif field.type == "float":
-                reals.append(float(value))
-            else:
-                names.append("" if value is None else value)
-        return ints, reals, names
+    def as_args(self) -> tuple[tuple[int, ...], tuple[float, ...], tuple[str, ...]]:
+        """The fields packed for an op call (see the class doc); made once per parameter set."""
+        return _packed(self)
 
     @classmethod
     def from_args(cls, ints, reals, names):
         """The parameter set :meth:`as_args` packed."""
-        ints, reals, names = iter(ints), iter(reals), iter(names)
-        values = []
-        for field in dataclasses.fields(cls):
-            if field.type == "int":
-                values.append(next(ints))
-            elif field.type == "bool":
-                values.append(bool(next(ints)))
-            elif field.type == "float":
-                values.append(next(reals))
-            elif field.type == "str | None":
-                values.append(next(names) or None)
-            else:
-                values.append(next(names))
-        return cls(*values)
+        return _unpacked(cls, tuple(ints), tuple(reals), tuple(names))
 
 
 @dataclass(frozen=True)
@@ -94,6 +123,7 @@ class SearchParams(_SchemaFields):
     itype: str
 
     @classmethod
+    @checked_once
     def create(cls, ws, wt, ps=1, k=-1, stride0=1, stride1=1, strideQ=None, dist_type="l2",
                dilation=1, pt=1, self_action=None, topk_mode="all", ws_interior=0,
                reflect_bounds=True, full_ws=True, use_adj=False, normalize_bwd=False,
@@ -212,6 +242,7 @@ class AggParams(_SchemaFields):
     pooled: bool
 
     @classmethod
+    @checked_once
     def create(cls, ps, stride_in, stride_out, in_h, in_w, out_h=0, out_w=0, pt=1, dilation=1,
                reflect_bounds=True, use_adj=False, itype="float", sum_k=True,
                pooled=False) -> "AggParams":
@@ -273,6 +304,7 @@ class TileParams(_SchemaFields):
     right: int
 
     @classmethod
+    @checked_once
     def create(cls, T, H, W, ps, pt=1, dilation=1, use_adj=False, reflect=True,
                box=None) -> "TileParams":
         """Check every argument; ``box`` is ``(top, left, btm, right)``, default the frame."""

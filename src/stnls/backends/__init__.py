@@ -34,15 +34,19 @@ def _reference_backend():
 
 def choose(device: torch.device, op: str):
     """The backend module that runs ``op`` on tensors of ``device``."""
-    name = backend_name()
+    return _choose(backend_name(), device.type, op)
+
+
+@functools.lru_cache(maxsize=None)
+def _choose(name: str, device_type: str, op: str):
     if name == "reference":
         return _reference_backend()
-    triton = _triton_backend() if device.type == "cuda" else None
+    triton = _triton_backend() if device_type == "cuda" else None
     has_op = triton is not None and hasattr(triton, op)
     if name == "triton":
         if not has_op:
             raise RuntimeError(f"STNLS_BACKEND=triton but the Triton backend cannot run {op!r} "
-                               f"on {device} (it needs a CUDA device and an importable triton)")
+                               f"on {device_type} (it needs a CUDA device and an importable triton)")
         return triton
     return triton if has_op else _reference_backend()
 

@@ -269,8 +269,7 @@ def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     constants = dict(C_PAD=c_pad, CB=cb, PS=p.ps, ROWS=_patch_rows(p.ps),
                      IS_FLOAT=p.itype == "float", USE_ADJ=p.use_adj, POOLED=p.pooled, BQ=bq,
                      BH=bh, BW=bw, num_warps=warps)
-    key = _specialisation(agg_patch_sum_kernel, constants)
-    if key in FALLBACKS:
+    if not _fast_compiles(agg_patch_sum_kernel, constants):
         return None
     acc = torch.zeros(n_frames * p.out_h * p.out_w, c_pad, dtype=torch.float32, device=vid.device)
     w, f = _matches(weights, flows, p)
@@ -282,7 +281,7 @@ def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     except Exception as error:  # compilation errors of the installed triton
         if launch.interpreting():
             raise
-        _fall_back(key, error)
+        _fall_back(_specialisation(agg_patch_sum_kernel, constants), error)
         return None
     return _from_table(acc, vid.dtype, (B, HD, T), C, p.out_h, p.out_w,
                        _coverage(T, p, vid.device))

@@ -49,6 +49,11 @@ PROGRAMS_PER_SM = 8
 FORWARD_MAX_REGISTERS: int | None = 128
 # Warps a multiprocessor holds at that cap.
 RESIDENT_WARPS = 16
+# Lower caps by forward_reads (more warps per multiprocessor; the staged reads keep 128).
+# Swept on an H200 at 128 / 96 / 80 / 64: direct reads 96 (readme_int 1.657 -> 1.573 ms,
+# na_ps1 2.190 -> 2.089), wide bilinear pixels 80 (gda 7.745 -> 7.530); the staged configs
+# were 13-40% slower at 96.
+READ_MAX_REGISTERS = {"direct": 96, "bilinear_pixels": 80}
 # Largest staged window (padded to a power of two) always read one 16-byte vector per
 # lane: its program is then one warp (float32), whose top-k merge needs no barrier.
 SMALL_WINDOW = 128
@@ -94,7 +99,7 @@ def channel_block(C: int, dtype: torch.dtype, whole_pixel: bool) -> int:
     or (``whole_pixel``) all channels up to 64 bytes, split over neighbouring lanes
     so that a warp's read covers whole cache lines of neighbouring pixels."""
     limit = 64 if whole_pixel else 16
-    return min(limit // torch.empty((), dtype=dtype).element_size(), next_power_of_2(C))
+    return min(limit // dtype.itemsize, next_power_of_2(C))
 
 
 def channels_last(vid: Tensor, width: int) -> Tensor:
@@ -189,6 +194,14 @@ def forward_shape(p: SearchParams, reads: str, cb: int) -> tuple[int, int, int, 
     return (ww, ww2, *forward_tile(ww if reads == "direct" else window, cb, reads))
 
 
+def forward_registers(reads: str) -> int | None:
+    """Register cap of the forward kernel for :func:`forward_reads`'s ``reads`` (None: the
+    compiler's choice, when :data:`FORWARD_MAX_REGISTERS` is None)."""
+    if FORWARD_MAX_REGISTERS is None:
+        return None
+    return READ_MAX_REGISTERS.get(reads, FORWARD_MAX_REGISTERS)
+
+
 def region_plan(p: SearchParams) -> dict | None:
     """Constants of the staged-region forward, or None where it does not apply.
 
@@ -257,7 +270,7 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=ww, WW2=ww2,
         KP=next_power_of_2(kept), BQ=bq, num_warps=warps,
-        **register_cap(FORWARD_MAX_REGISTERS))
+        **register_cap(forward_registers(reads)))
 
 
 @functools.lru_cache(maxsize=64)
