@@ -1,9 +1,14 @@
-"""Backend choice when Triton cannot be imported."""
+"""Backend choice: the STNLS_BACKEND switch, and Triton that cannot be imported."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
+
+import stnls.backends as backends
 
 SCRIPT = """
 import sys
@@ -27,3 +32,15 @@ def test_missing_triton_falls_back_to_reference():
                          check=True).stdout.splitlines()
     assert out[0].startswith("ImportError") and "triton" in out[0]
     assert out[1:] == ["None", "reference"]
+
+
+def test_backend_choice_reads_the_switch_at_every_call(monkeypatch):
+    cpu = torch.device("cpu")
+    for _ in range(2):  # the second round is answered from the cache of choices
+        monkeypatch.setenv("STNLS_BACKEND", "reference")
+        assert backends.describe(cpu, "agg_gather") == "reference"
+        monkeypatch.setenv("STNLS_BACKEND", "triton")
+        with pytest.raises(RuntimeError, match="STNLS_BACKEND=triton"):
+            backends.choose(cpu, "agg_gather")
+        monkeypatch.setenv("STNLS_BACKEND", "auto")
+        assert backends.describe(cpu, "agg_gather") == "reference"

@@ -43,3 +43,22 @@ def test_op_schemas_take_few_arguments(name):
     is quadratic in their number: the parameter sets must stay packed."""
     schema = getattr(torch.ops.stnls, name).default._schema
     assert len(schema.arguments) <= 10, str(schema)
+
+
+def test_parameter_sets_are_checked_once_per_distinct_arguments():
+    first = SearchParams.create(5, 2, ps=3, k=10, stride1=0.5)
+    assert SearchParams.create(5, 2, ps=3, k=10, stride1=0.5) is first
+    # equal but differently typed arguments are checked on their own
+    assert SearchParams.create(5, 2, ps=3, k=10, stride1=1) == SearchParams.create(
+        5, 2, ps=3, k=10, stride1=1.0)
+    assert AggParams.create(3, 1, 1, 8, 8) is AggParams.create(3, 1, 1, 8, 8)
+    assert first.as_args() is first.as_args()
+
+
+@pytest.mark.parametrize("ps", [0, 2.5, [3]], ids=["zero", "real", "list"])
+def test_bad_arguments_raise_every_time(ps):
+    """A failed check is never cached, and arguments that cannot be cached (a list) are
+    checked without the cache: each call raises the error that names the argument."""
+    for _ in range(2):
+        with pytest.raises((TypeError, ValueError), match="ps"):
+            SearchParams.create(5, 2, ps=ps)
