@@ -23,6 +23,7 @@ from torch import Tensor
 from .. import backends
 from ..params import PARAMS_SCHEMA, AggParams
 from ..utils.checks import check_finite
+from .eager import eager_call
 
 _N_PARAMS = len(PARAMS_SCHEMA.split(","))
 
@@ -210,3 +211,6 @@ def _scatter_backward(ctx, grad):
 
 agg_gather.register_autograd(_gather_backward, setup_context=_setup)
 agg_scatter.register_autograd(_scatter_backward, setup_context=_setup)
+# The public API's calls (see .eager): every schema argument, check_flows included.
+gather = eager_call("agg_gather", agg_gather, _gather, _setup, _gather_backward)
+scatter = eager_call("agg_scatter", agg_scatter, _scatter, _setup, _scatter_backward)

@@ -13,6 +13,7 @@ from torch import Tensor
 from .. import backends
 from ..params import PARAMS_SCHEMA, SearchParams
 from ..utils.checks import check_finite
+from .eager import eager_call
 
 
 def check_search_tensors(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> None:
@@ -111,3 +112,5 @@ def _autograd(ctx, grad_dists, grad_inds):
 
 
 non_local_search.register_autograd(_autograd, setup_context=_setup_context)
+# The public API's call (see .eager).
+search = eager_call("non_local_search", non_local_search, _forward, _setup_context, _autograd)

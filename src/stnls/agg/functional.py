@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .. import _ops  # noqa: F401  (registers torch.ops.stnls.*)
+from .._ops import agg as ops
 from ..params import AggParams
 from ..utils.checks import check_choice, check_same, check_tensor
 from ..utils.layout import split_heads
@@ -98,7 +98,7 @@ def _run_gather(vid, weights, flows, p_args) -> tuple[Tensor, bool]:
     B, _, T, _, H, W = vid6.shape
     p = _params(*p_args[:3], H, W, *p_args[3:])
     m = _matches(weights, flows, B, T, p)
-    return torch.ops.stnls.agg_gather(vid6, m.weights, m.flows, *p.as_args()), was_5d
+    return ops.gather(vid6, m.weights, m.flows, *p.as_args(), True), was_5d
 
 
 def gather(vid: Tensor, weights: Tensor, flows: Tensor, ps: int = 1, stride0: int = 1, pt: int = 1,
@@ -230,7 +230,7 @@ def _run_scatter(name, y, weights, flows, in_hw, p_args, ndim_6d) -> tuple[Tenso
     m = _matches(weights, flows, B, T, p)
     if ndim_6d == 7 and y.shape[2] != m.weights.shape[-1]:
         raise ValueError(f"{name} stacks {y.shape[2]} videos but weights have K={m.weights.shape[-1]}")
-    return torch.ops.stnls.agg_scatter(y, m.weights, m.flows, *p.as_args()), was_5d
+    return ops.scatter(y, m.weights, m.flows, *p.as_args(), True), was_5d
 
 
 def scatter(stack: Tensor, weights: Tensor, flows: Tensor, ps: int = 1, stride0: int = 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _ops  # noqa: F401  (registers torch.ops.stnls.*)
+from .._ops import search as ops
 from ..geometry import grid_size
 from ..params import SearchParams
 from ..utils.checks import check_same, check_tensor
@@ -61,7 +61,7 @@ def nls(vid0: Tensor, vid1: Tensor, flows: Tensor | None, ws: int, wt: int, ps: 
     check_same(("vid0", "vid1"), vid0, vid1)
     vid0, vid1 = split_heads("vid0", vid0, nheads), split_heads("vid1", vid1, nheads)
     flows = _normalise_flows(flows, vid0, vid1, p)
-    return torch.ops.stnls.non_local_search(vid0, vid1, flows, *p.as_args())
+    return ops.search(vid0, vid1, flows, *p.as_args())
 
 
 _ARGUMENTS = ("ws", "wt", "ps", "k", "nheads", "stride0", "stride1", "dist_type", "dilation", "pt",
