@@ -23,7 +23,7 @@ from torch import Tensor
 from .. import backends
 from ..params import PARAMS_SCHEMA, AggParams
 from ..utils.checks import check_finite
-from .eager import eager_call
+from .eager import direct_call, eager_call
 
 _N_PARAMS = len(PARAMS_SCHEMA.split(","))
 
@@ -194,18 +194,23 @@ def _no_grads(ctx) -> tuple:
     return (None,) * (_N_PARAMS + 1)
 
 
+_gather_call = direct_call(agg_gather, _gather)
+_pair_grads_call = direct_call(agg_pair_grads, _pair_grads)
+_gather_backward_call = direct_call(agg_gather_backward, _gather_backward_op)
+
+
 def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
     want_vid = ctx.needs_input_grad[0]
-    grad_vid, grad_w, grad_f = agg_gather_backward(grad, vid, weights, flows, want_vid,
+    grad_vid, grad_w, grad_f = _gather_backward_call(grad, vid, weights, flows, want_vid,
                                                    ctx.flows_need_grad, *ctx.params)
     return (grad_vid if want_vid else None, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
 def _scatter_backward(ctx, grad):
     y, weights, flows = ctx.saved_tensors
-    grad_w, grad_f = agg_pair_grads(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
-    grad_y = agg_gather(grad, weights, flows, *ctx.params, False) if ctx.needs_input_grad[0] else None
+    grad_w, grad_f = _pair_grads_call(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
+    grad_y = _gather_call(grad, weights, flows, *ctx.params, False) if ctx.needs_input_grad[0] else None
     return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 

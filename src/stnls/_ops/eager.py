@@ -5,7 +5,8 @@ dispatch and autograd wrappers (on a 2-core CPU: about 30 us without autograd an
 us with it, against 7 and 24 us through a ``torch.autograd.Function``): as long as the
 kernels of a small call. In plain eager mode the public API therefore runs an op's own
 implementation and autograd formulas through a ``torch.autograd.Function``
-(:func:`eager_call`); under ``torch.compile`` or export, ``vmap`` and other functorch
+(:func:`eager_call`), and the backward passes call the ops they are made of directly
+(:func:`direct_call`); under ``torch.compile`` or export, ``vmap`` and other functorch
 transforms, fake or subclassed tensors, and any dispatch or function mode (for example
 ``with torch.device(...)``), it calls the registered op, so those see the same single
 opaque op as before. Both routes run the same functions, so they give the same results.
@@ -48,6 +49,21 @@ def eager_call(name: str, op, forward, setup_context, backward):
     def call(*args):
         if _plain_eager(args):
             return function.apply(*args)
+        return op(*args)
+
+    return call
+
+
+def direct_call(op, forward):
+    """A function that calls ``op`` (the custom op registered from ``forward``), or
+    ``forward`` itself in plain eager mode when no graph is being recorded (in a backward
+    pass without ``create_graph``). With both shortcuts an H200 machine's host spent
+    0.84-0.93 ms per ``WeightedPatchSum`` forward+backward on the small benchmark
+    configs, against 1.00-1.16 ms through the registered ops."""
+
+    def call(*args):
+        if not torch.is_grad_enabled() and _plain_eager(args):
+            return forward(*args)
         return op(*args)
 
     return call

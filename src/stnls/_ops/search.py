@@ -13,7 +13,7 @@ from torch import Tensor
 from .. import backends
 from ..params import PARAMS_SCHEMA, SearchParams
 from ..utils.checks import check_finite
-from .eager import eager_call
+from .eager import direct_call, eager_call
 
 
 def check_search_tensors(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> None:
@@ -98,6 +98,9 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
+_backward_call = direct_call(non_local_search_backward, _backward)
+
+
 def _autograd(ctx, grad_dists, grad_inds):
     vid0, vid1, flows, inds = ctx.saved_tensors
     if grad_dists is None:
@@ -105,7 +108,7 @@ def _autograd(ctx, grad_dists, grad_inds):
     if grad_inds is None or not grad_inds.is_floating_point():
         # a broadcast zero, which takes no memory and which backends need not copy
         grad_inds = grad_dists.new_zeros(()).expand(inds.shape)
-    grads = non_local_search_backward(grad_dists, grad_inds, vid0, vid1, flows, inds,
+    grads = _backward_call(grad_dists, grad_inds, vid0, vid1, flows, inds,
                                       ctx.flows_need_grad, *ctx.params)
     grad_flows = grads[2] if ctx.flows_need_grad else None
     return (grads[0], grads[1], grad_flows) + (None,) * len(ctx.params)
