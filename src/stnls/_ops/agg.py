@@ -203,14 +203,15 @@ def _gather_backward(ctx, grad):
     vid, weights, flows = ctx.saved_tensors
     want_vid = ctx.needs_input_grad[0]
     grad_vid, grad_w, grad_f = _gather_backward_call(grad, vid, weights, flows, want_vid,
-                                                   ctx.flows_need_grad, *ctx.params)
+                                                     ctx.flows_need_grad, *ctx.params)
     return (grad_vid if want_vid else None, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 
 def _scatter_backward(ctx, grad):
     y, weights, flows = ctx.saved_tensors
     grad_w, grad_f = _pair_grads_call(y, grad, weights, flows, ctx.flows_need_grad, *ctx.params)
-    grad_y = _gather_call(grad, weights, flows, *ctx.params, False) if ctx.needs_input_grad[0] else None
+    grad_y = (_gather_call(grad, weights, flows, *ctx.params, False)
+              if ctx.needs_input_grad[0] else None)
     return (grad_y, grad_w, _offset_grad(ctx, grad_f)) + _no_grads(ctx)
 
 

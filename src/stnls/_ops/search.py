@@ -108,8 +108,8 @@ def _autograd(ctx, grad_dists, grad_inds):
     if grad_inds is None or not grad_inds.is_floating_point():
         # a broadcast zero, which takes no memory and which backends need not copy
         grad_inds = grad_dists.new_zeros(()).expand(inds.shape)
-    grads = _backward_call(grad_dists, grad_inds, vid0, vid1, flows, inds,
-                                      ctx.flows_need_grad, *ctx.params)
+    grads = _backward_call(grad_dists, grad_inds, vid0, vid1, flows, inds, ctx.flows_need_grad,
+                           *ctx.params)
     grad_flows = grads[2] if ctx.flows_need_grad else None
     return (grads[0], grads[1], grad_flows) + (None,) * len(ctx.params)
 
