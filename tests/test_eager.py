@@ -21,8 +21,16 @@ def _scatter(stack, weights, flows):
     return (stnls.agg.scatter(stack, weights, flows, ps=3),)
 
 
+def _unfold_k(vid, inds):
+    return (stnls.tile.unfold_k(vid, inds, ps=3),)
+
+
 def _inputs(name):
     gen = torch.Generator().manual_seed(0)
+    if name == "unfold_k":
+        inds = torch.randint(0, 8, (1, 6, 4, 3), generator=gen)
+        inds[..., 0] %= 3
+        return torch.randn(1, 3, 2, 8, 8, generator=gen, dtype=torch.float64), inds
     vid = torch.randn(1, 3, 4, 8, 8, generator=gen, dtype=torch.float64)
     flows = torch.randn(1, 3, 2, 2, 8, 8, generator=gen, dtype=torch.float64)
     if name == "search":
@@ -36,16 +44,17 @@ def _inputs(name):
     return stack, weights, inds
 
 
-CASES = {"search": _search, "wpsum": _wpsum, "scatter": _scatter}
+CASES = {"search": _search, "wpsum": _wpsum, "scatter": _scatter, "unfold_k": _unfold_k}
 
 
 def _run(name, shortcut, monkeypatch):
     monkeypatch.setattr(eager, "SHORTCUT", shortcut)
-    leaves = [t.clone().requires_grad_() for t in _inputs(name)]
+    leaves = [t.clone().requires_grad_(t.is_floating_point()) for t in _inputs(name)]
     outputs = CASES[name](*leaves)
     floats = [o for o in outputs if o.is_floating_point()]
     total = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view(o.shape)).sum()
                 for o in floats)
+    leaves = [t for t in leaves if t.requires_grad]
     return outputs, torch.autograd.grad(total, leaves), type(outputs[0].grad_fn).__name__
 
 

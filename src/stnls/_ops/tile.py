@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .. import backends
 from ..params import PARAMS_SCHEMA, TileParams
+from .eager import direct_call, eager_call
 
 
 def check_inds(inds: Tensor, B: int) -> None:
@@ -129,15 +130,22 @@ def _setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[1])
 
 
+_unfold_call = direct_call(unfold_k, _unfold)
+_fold_call = direct_call(fold_k, _fold)
+
+
 def _unfold_backward(ctx, grad):
     (inds,) = ctx.saved_tensors
-    return (fold_k(grad, inds, *ctx.params), None) + (None,) * len(ctx.params)
+    return (_fold_call(grad, inds, *ctx.params), None) + (None,) * len(ctx.params)
 
 
 def _fold_backward(ctx, grad):
     (inds,) = ctx.saved_tensors
-    return (unfold_k(grad, inds, *ctx.params), None) + (None,) * len(ctx.params)
+    return (_unfold_call(grad, inds, *ctx.params), None) + (None,) * len(ctx.params)
 
 
 unfold_k.register_autograd(_unfold_backward, setup_context=_setup)
 fold_k.register_autograd(_fold_backward, setup_context=_setup)
+# The public API's calls (see .eager).
+unfold = eager_call("unfold_k", unfold_k, _unfold, _setup, _unfold_backward)
+fold = eager_call("fold_k", fold_k, _fold, _setup, _fold_backward)

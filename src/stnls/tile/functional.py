@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .. import _ops  # noqa: F401  (registers torch.ops.stnls.*)
+from .._ops import tile as ops
 from .. import geometry as geo
 from ..params import BORDERS, TileParams, check_rectangle
 from ..utils.checks import check_choice, check_int, check_same, check_tensor
@@ -55,7 +55,7 @@ def unfold_k(vid: Tensor, inds: Tensor, ps: int, pt: int = 1, dilation: int = 1,
     check_same(("vid", "inds"), vid, inds, "device")
     B, T, C, H, W = vid.shape
     p = TileParams.create(T, H, W, ps, pt, dilation, use_adj, reflect_bounds)
-    return torch.ops.stnls.unfold_k(vid, inds, *p.as_args())
+    return ops.unfold(vid, inds, *p.as_args())
 
 
 def _normalise(vid: Tensor, counts: Tensor, normalize: str) -> Tensor:
@@ -70,7 +70,7 @@ def _fold_counts(patches: Tensor, inds: Tensor, p: TileParams, weights: Tensor |
     ones = patches.new_ones((B, Q, K, p.pt, 1, p.ps, p.ps))
     if weights is not None:
         ones = ones * weights.detach()[..., None, None, None, None]
-    return torch.ops.stnls.fold_k(ones, inds, *p.as_args())
+    return ops.fold(ones, inds, *p.as_args())
 
 
 def fold_k(patches: Tensor, inds: Tensor, vid_shape, weights: Tensor | None = None,
@@ -111,7 +111,7 @@ def fold_k(patches: Tensor, inds: Tensor, vid_shape, weights: Tensor | None = No
             raise ValueError(f"weights must be [B, Q, K] = {list(inds.shape[:3])}, got "
                              f"{tuple(weights.shape)}")
         patches = patches * weights[..., None, None, None, None]
-    vid = torch.ops.stnls.fold_k(patches, inds, *p.as_args())
+    vid = ops.fold(patches, inds, *p.as_args())
     if normalize == "count":
         vid = _normalise(vid, _fold_counts(patches, inds, p, weights), normalize)
     return vid
@@ -220,7 +220,7 @@ def iunfold(vid: Tensor, ps: int, coords=None, stride: int = 1, dilation: int = 
     raster, box = _raster(T, H, W, ps, coords, stride, dilation, use_adj, only_full)
     p = _border_params(T, H, W, ps, pt, dilation, use_adj, border, box)
     inds = _batch_inds(raster, start, num, B, vid.device)
-    return torch.ops.stnls.unfold_k(vid, inds, *p.as_args())
+    return ops.unfold(vid, inds, *p.as_args())
 
 
 def _fold_batch(patches: Tensor, vid_shape, coords, stride, dilation, use_adj, only_full, border,
@@ -269,10 +269,10 @@ def ifoldz(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: i
     if out is not None:
         vid = _accumulate(out, patches.detach(), inds, p)
     else:
-        vid = torch.ops.stnls.fold_k(patches, inds, *p.as_args())
+        vid = ops.fold(patches, inds, *p.as_args())
     if counts is not None:
         return vid, _accumulate(counts, ones, inds, p)
-    return vid, torch.ops.stnls.fold_k(ones, inds, *p.as_args())
+    return vid, ops.fold(ones, inds, *p.as_args())
 
 
 def ifold(patches: Tensor, vid_shape, coords=None, stride: int = 1, dilation: int = 1,
