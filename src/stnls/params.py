@@ -13,6 +13,8 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+import torch
+
 from .utils.checks import check_choice, check_int, check_positive_real
 
 DIST_TYPES = ("l2", "prod")
@@ -26,25 +28,29 @@ UNWRITTEN_IND = -100000000
 PARAMS_SCHEMA = "int[] ints, float[] reals, str[] names"
 
 
-def checked_once(create):
-    """Memoise a ``create`` classmethod's function: each distinct set of arguments is
-    checked once (an op call would otherwise spend about as long checking its
-    parameters as launching a small kernel). Arguments that are not hashable are
-    checked every time; ``typed``: ``3`` and ``3.0`` are different arguments."""
-    cached = functools.lru_cache(maxsize=256, typed=True)(create)
+def memoised(function):
+    """``function`` run once per distinct set of arguments (an op call would otherwise
+    spend about as long checking and packing its parameters as launching a small kernel).
+    Arguments that are not hashable are handled every time, and so is every call that
+    ``torch.compile`` traces (it would trace the function anyway, and warn about the
+    cache); ``typed``: ``3`` and ``3.0`` are different arguments. Failed calls (errors)
+    are never cached."""
+    cached = functools.lru_cache(maxsize=256, typed=True)(function)
 
-    @functools.wraps(create)
-    def create_checked(cls, *args, **kwargs):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            return function(*args, **kwargs)
         try:
             hash((args, tuple(kwargs.items())))
         except TypeError:
-            return create(cls, *args, **kwargs)
-        return cached(cls, *args, **kwargs)
+            return function(*args, **kwargs)
+        return cached(*args, **kwargs)
 
-    return create_checked
+    return call
 
 
-@functools.lru_cache(maxsize=256)
+@memoised
 def _packed(params) -> tuple[tuple[int, ...], tuple[float, ...], tuple[str, ...]]:
     ints, reals, names = [], [], []
     for field in dataclasses.fields(params):
@@ -58,7 +64,7 @@ def _packed(params) -> tuple[tuple[int, ...], tuple[float, ...], tuple[str, ...]
     return tuple(ints), tuple(reals), tuple(names)
 
 
-@functools.lru_cache(maxsize=256)
+@memoised
 def _unpacked(cls, ints: tuple, reals: tuple, names: tuple):
     ints, reals, names = iter(ints), iter(reals), iter(names)
     values = []
@@ -123,7 +129,7 @@ class SearchParams(_SchemaFields):
     itype: str
 
     @classmethod
-    @checked_once
+    @memoised
     def create(cls, ws, wt, ps=1, k=-1, stride0=1, stride1=1, strideQ=None, dist_type="l2",
                dilation=1, pt=1, self_action=None, topk_mode="all", ws_interior=0,
                reflect_bounds=True, full_ws=True, use_adj=False, normalize_bwd=False,
@@ -242,7 +248,7 @@ class AggParams(_SchemaFields):
     pooled: bool
 
     @classmethod
-    @checked_once
+    @memoised
     def create(cls, ps, stride_in, stride_out, in_h, in_w, out_h=0, out_w=0, pt=1, dilation=1,
                reflect_bounds=True, use_adj=False, itype="float", sum_k=True,
                pooled=False) -> "AggParams":
@@ -304,7 +310,7 @@ class TileParams(_SchemaFields):
     right: int
 
     @classmethod
-    @checked_once
+    @memoised
     def create(cls, T, H, W, ps, pt=1, dilation=1, use_adj=False, reflect=True,
                box=None) -> "TileParams":
         """Check every argument; ``box`` is ``(top, left, btm, right)``, default the frame."""
