@@ -32,16 +32,19 @@ def test_opcheck_scatter(itype, sum_k):
     torch.library.opcheck(torch.ops.stnls.agg_scatter.default, (y, weights, flows, *args))
 
 
-def test_opcheck_pair_grads():
+@pytest.mark.parametrize("want_flows", [True, False])
+def test_opcheck_pair_grads(want_flows):
     vid, weights, flows, args = _case("float", False)
     y = torch.randn_like(torch.ops.stnls.agg_gather(vid, weights, flows, *args))
     torch.library.opcheck(torch.ops.stnls.agg_pair_grads.default,
-                          (y, vid, weights, flows, True, *args))
+                          (y, vid, weights, flows, want_flows, *args))
+    grad_f = torch.ops.stnls.agg_pair_grads(y, vid, weights, flows, want_flows, *args)[1]
+    assert grad_f.shape == (flows.shape if want_flows else (0,))
 
 
-@pytest.mark.parametrize("want_vid", [True, False])
-def test_opcheck_gather_backward(want_vid):
+@pytest.mark.parametrize("want_vid,want_flows", [(True, True), (False, True), (True, False)])
+def test_opcheck_gather_backward(want_vid, want_flows):
     vid, weights, flows, args = _case("float", True)
     y = torch.randn_like(torch.ops.stnls.agg_gather(vid, weights, flows, *args))
     torch.library.opcheck(torch.ops.stnls.agg_gather_backward.default,
-                          (y, vid, weights, flows, want_vid, True, *args))
+                          (y, vid, weights, flows, want_vid, want_flows, *args))

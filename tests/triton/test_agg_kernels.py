@@ -59,6 +59,21 @@ def test_missing_and_non_finite_offsets_are_skipped():
     assert_all_close(actual, agg_expected(p, vid, weights, marked, y), 1e-5, 1e-5)
 
 
+@pytest.mark.parametrize("name", ["float_ps3", "float_stacked", "float_ps1_gaps"])
+def test_checked_flows_make_the_result_nan(name):
+    """With ``check_flows`` the last kernel reads the flows' probe: finite offsets leave the
+    gather and the scatter unchanged, one non-finite offset makes them NaN everywhere (what
+    ``check_finite`` does on a GPU, without its pass over the output)."""
+    p, vid, weights, flows = agg_case(name)
+    y = gather_shaped(p, vid, weights.shape[-1])
+    bad = flows.clone()
+    bad[0, 0, 0, 1, 1, 0, 1] = float("nan")
+    for op, first in ((triton_agg.agg_gather, vid), (triton_agg.agg_scatter, y)):
+        assert torch.equal(op(first, weights, flows, p, True), op(first, weights, flows, p))
+        assert torch.isnan(op(first, weights, bad, p, True)).all()
+        assert torch.isfinite(op(first, weights, bad, p)).all()
+
+
 @pytest.mark.parametrize("dtype,rtol", [(torch.bfloat16, 1e-2), (torch.float16, 2e-3)])
 def test_reduced_precision(dtype, rtol):
     """bf16/fp16 in, float32 accumulation, the input dtype out."""

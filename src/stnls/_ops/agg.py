@@ -22,7 +22,6 @@ from torch import Tensor
 
 from .. import backends
 from ..params import PARAMS_SCHEMA, AggParams
-from ..utils.checks import check_finite
 from .eager import direct_call, eager_call
 
 _N_PARAMS = len(PARAMS_SCHEMA.split(","))
@@ -78,19 +77,17 @@ def _scatter_params(y: Tensor, weights: Tensor, flows: Tensor, params) -> AggPar
     return p
 
 
-def _run(op: str, first: Tensor, flows: Tensor, check_flows: bool, *args) -> Tensor:
-    """Run ``op`` on ``first``'s backend, then (``check_flows``) refuse non-finite ``flows``
-    (:func:`~stnls.utils.checks.check_finite`: ``ValueError`` on the CPU, an all-NaN result
-    on a GPU, without waiting for the device).
+def _run(op: str, first: Tensor, check_flows: bool, *args) -> Tensor:
+    """Run ``op`` on ``first``'s backend, which (``check_flows``) refuses non-finite real
+    offsets (:func:`~stnls.utils.checks.check_finite`: ``ValueError`` on the CPU, an
+    all-NaN result on a GPU, without waiting for the device).
 
     Every backend masks neighbours whose offsets are not finite (they never index
-    memory), so the check runs after the work is queued. The ops' own backward passes
-    skip it (their flows were checked by the forward).
+    memory), so the check runs after the work is queued (the Triton kernels fold it into
+    their last write). The ops' own backward passes skip it (their flows were checked by
+    the forward).
     """
-    out = getattr(backends.choose(first.device, op), op)(*args)
-    if check_flows and flows.is_floating_point():
-        check_finite("flows", flows, out)
-    return out
+    return getattr(backends.choose(first.device, op), op)(*args, check_flows)
 
 
 # -- gather and scatter --------------------------------------------------------------------------
@@ -105,13 +102,13 @@ def _split(params_and_check) -> tuple[tuple, bool]:
 def _gather(vid, weights, flows, *params_and_check):
     params, check_flows = _split(params_and_check)
     p = _gather_params(vid, weights, flows, params)
-    return _run("agg_gather", vid, flows, check_flows, vid, weights, flows, p)
+    return _run("agg_gather", vid, check_flows, vid, weights, flows, p)
 
 
 def _scatter(y, weights, flows, *params_and_check):
     params, check_flows = _split(params_and_check)
     p = _scatter_params(y, weights, flows, params)
-    return _run("agg_scatter", y, flows, check_flows, y, weights, flows, p)
+    return _run("agg_scatter", y, check_flows, y, weights, flows, p)
 
 
 _SIGNATURE = f"Tensor weights, Tensor flows, {PARAMS_SCHEMA}, bool check_flows=True) -> Tensor"
@@ -153,7 +150,8 @@ agg_pair_grads = torch.library.custom_op(
 @agg_pair_grads.register_fake
 def _pair_grads_fake(y, vid, weights, flows, want_flows, *params):
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
-    return torch.empty_like(weights), flows.new_empty(flows.shape, dtype=flows_dtype)
+    return torch.empty_like(weights), flows.new_empty(flows.shape if want_flows else 0,
+                                                      dtype=flows_dtype)
 
 
 def _gather_backward_op(y, vid, weights, flows, want_vid, want_flows, *params):

@@ -64,6 +64,14 @@ def check_same(names: tuple[str, str], a: Tensor, b: Tensor, what: str = "device
                         f"got {a.dtype} and {b.dtype}")
 
 
+def finite_probe(value: Tensor) -> Tensor:
+    """The float32 sum ``[1]`` of ``value`` (non-empty): NaN or infinite if ``value`` holds a
+    NaN or an infinity (finite otherwise, unless the sum overflows float32).
+    :func:`check_finite` adds it times 0 to a result on a GPU; the Triton aggregation
+    kernels read it in their last write, which is then NaN everywhere."""
+    return value.sum(dtype=torch.float32).reshape(1)
+
+
 def check_finite(name: str, value: Tensor, result: Tensor | None = None) -> None:
     """Refuse NaN or infinite values (they would be used as memory offsets).
 
@@ -76,7 +84,7 @@ def check_finite(name: str, value: Tensor, result: Tensor | None = None) -> None
     if value.numel() == 0:
         return
     if result is not None and result.is_cuda:
-        result.add_(value.sum(dtype=torch.float32), alpha=0)
+        result.add_(finite_probe(value), alpha=0)
         return
     if not all(math.isfinite(extreme) for extreme in torch.stack(torch.aminmax(value)).tolist()):
         raise ValueError(f"{name} must hold finite values (found NaN or inf)")

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ... import geometry as geo
 from ...params import AggParams
+from ...utils.checks import check_finite
 from .patch_map import Tap, chunks, gather_rows, pair_gradients, scatter_rows
 from .sampling import channels_last_rows, corners
 from .search import _pixel, compute_dtype
@@ -133,8 +134,10 @@ def _tensor_to_out_rows(y: Tensor, dtype, p: AggParams) -> Tensor:
     return y.to(dtype).permute(0, 1, 2, 3, 5, 6, 4).reshape(-1, C)
 
 
-def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
-    """``out = A vid / coverage`` (see the module doc)."""
+def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
+               check_flows: bool = False) -> Tensor:
+    """``out = A vid / coverage`` (see the module doc), after which ``check_flows`` refuses
+    non-finite real offsets (:func:`checked`)."""
     B, HD, T, C, K = _sizes(vid.shape, weights)
     dtype = compute_dtype(vid.dtype)
     src = channels_last_rows(vid, dtype)
@@ -144,11 +147,14 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
     for index in _chunks(weights, C, p, dtype):
         gather_rows(src, dest, _taps(index, f, T, K, p, dtype), w[index])
     dest = dest.view(B, HD, planes, T, p.out_h, p.out_w, C) / coverage(T, p, dtype, vid.device)
-    return _out_rows_to_tensor(dest.view(-1, C), B, HD, T, C, K, p).contiguous().to(vid.dtype)
+    out = _out_rows_to_tensor(dest.view(-1, C), B, HD, T, C, K, p).contiguous().to(vid.dtype)
+    return checked(out, flows, check_flows)
 
 
-def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
-    """``vid = A^T (y / coverage)``: the adjoint of :func:`agg_gather` in the video."""
+def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
+                check_flows: bool = False) -> Tensor:
+    """``vid = A^T (y / coverage)``: the adjoint of :func:`agg_gather` in the video (same
+    ``check_flows``)."""
     B, HD, T = weights.shape[:3]
     K = weights.shape[-1]
     C = y.shape[-3]
@@ -158,7 +164,16 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
     out = torch.zeros(B * HD * T * p.in_h * p.in_w, C, dtype=dtype, device=y.device)
     for index in _chunks(weights, C, p, dtype):
         scatter_rows(dest, out, _taps(index, f, T, K, p, dtype), w[index])
-    return out.view(B, HD, T, p.in_h, p.in_w, C).permute(0, 1, 2, 5, 3, 4).contiguous().to(y.dtype)
+    out = out.view(B, HD, T, p.in_h, p.in_w, C).permute(0, 1, 2, 5, 3, 4).contiguous().to(y.dtype)
+    return checked(out, flows, check_flows)
+
+
+def checked(out: Tensor, flows: Tensor, check_flows: bool) -> Tensor:
+    """``out``, with ``check_flows`` after :func:`~stnls.utils.checks.check_finite` of real
+    ``flows``: ``ValueError`` on the CPU, ``out`` NaN everywhere on a GPU."""
+    if check_flows and flows.is_floating_point():
+        check_finite("flows", flows, out)
+    return out
 
 
 def _normalised(y: Tensor, T: int, p: AggParams, dtype) -> Tensor:
@@ -170,8 +185,8 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
                    p: AggParams) -> tuple[Tensor, Tensor]:
     """Gradients of ``<y, agg_gather(vid, weights, flows)>`` by ``weights`` and ``flows``.
 
-    ``grad_flows[..., 0]`` (time) is 0; ``grad_flows`` is all zeros for
-    ``itype="int"`` or without ``want_flows``.
+    ``grad_flows[..., 0]`` (time) is 0; ``grad_flows`` is all zeros for ``itype="int"``
+    and an empty tensor without ``want_flows``.
     """
     B, HD, T, C, K = _sizes(vid.shape, weights)
     dtype = compute_dtype(vid.dtype)
@@ -187,7 +202,9 @@ def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_
         if offsets:
             grad_f[index, :, 1], grad_f[index, :, 2] = g_y, g_x
     flows_dtype = flows.dtype if flows.is_floating_point() else weights.dtype
-    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype)
+    grad_f = (grad_f.view(flows.shape).to(flows_dtype) if want_flows
+              else flows.new_empty(0, dtype=flows_dtype))
+    return grad_w.view(weights.shape).to(weights.dtype), grad_f
 
 
 def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_vid: bool,

@@ -44,6 +44,7 @@ import triton
 from torch import Tensor
 
 from ...params import AggParams
+from ...utils.checks import finite_probe
 from ..reference import agg as reference
 from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_patch_sum_kernel,
@@ -167,15 +168,17 @@ def _record_frames(n_frames: int, frame_pairs: int, out_bytes: int) -> int:
     return max(1, min(n_frames, budget // max(1, 16 * frame_pairs)))
 
 
-def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
+               check_flows: bool = False) -> Tensor:
     """``out = A vid / coverage``; same contract as :func:`stnls.backends.reference.agg.agg_gather`."""
     if vid.dtype == torch.float64:
-        return reference.agg_gather(vid, weights, flows, p)
+        return reference.agg_gather(vid, weights, flows, p, check_flows)
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
+    probe = _probe(flows, check_flows)
     if _by_queries(p) and K > 0 and vid.numel() > 0:
         with device_guard(vid):
-            summed = _patch_sum(vid, weights, flows, p)
+            summed = _patch_sum(vid, weights, flows, probe, p)
         if summed is not None:
             return summed
     planes = 1 if p.sum_k else K
@@ -190,7 +193,8 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         n_frames = B * HD * T
         n_h, n_w = p.grid
         bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb)
-        constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, **_constants(p))
+        constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True,
+                         PROBE=probe is not None, **_constants(p))
         fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
                 and _fast_compiles(agg_gather_kernel, constants))
         constants["FAST"] = fast
@@ -214,7 +218,8 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
                     BLOCK=block, num_warps=4)
             programs = block_programs(frames, p.out_h, p.out_w, bp, bh, bw)
             _launch(agg_gather_kernel, (programs, c_pad // cb, planes),
-                    (table, w, f, records.view(torch.int32), records, border, cov, out, frame0,
+                    (table, w, f, records.view(torch.int32), records, border, cov,
+                     cov if probe is None else probe, out, frame0,
                      frames, T, C, H, W, p.out_h, p.out_w, n_h, n_w, K, p.stride_in,
                      p.stride_out, p.dilation, steps, steps), constants)
     return out
@@ -258,9 +263,11 @@ def _patch_rows(ps: int) -> int:
     return cdiv(ps, passes)
 
 
-def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor | None:
-    """The summed gather query by query (:func:`.agg_kernels.agg_patch_sum_kernel`), or None
-    if that kernel does not compile with the installed Triton (a warning says so)."""
+def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, probe: Tensor | None,
+               p: AggParams) -> Tensor | None:
+    """The summed gather query by query (:func:`.agg_kernels.agg_patch_sum_kernel`; NaN
+    everywhere if ``probe`` is given and not finite), or None if that kernel does not compile with the installed
+    Triton (a warning says so)."""
     B, HD, T, C = vid.shape[:4]
     K = weights.shape[-1]
     cb, c_pad = channel_block(C)
@@ -284,13 +291,14 @@ def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Ten
         _fall_back(_specialisation(agg_patch_sum_kernel, constants), error)
         return None
     return _from_table(acc, vid.dtype, (B, HD, T), C, p.out_h, p.out_w,
-                       _coverage(T, p, vid.device))
+                       _coverage(T, p, vid.device), probe)
 
 
-def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tensor:
+def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
+                check_flows: bool = False) -> Tensor:
     """``vid = A^T (y / coverage)``; same contract as :func:`stnls.backends.reference.agg.agg_scatter`."""
     if y.dtype == torch.float64:
-        return reference.agg_scatter(y, weights, flows, p)
+        return reference.agg_scatter(y, weights, flows, p, check_flows)
     B, HD, T = weights.shape[:3]
     K = weights.shape[-1]
     C = y.shape[-3]
@@ -319,7 +327,8 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams) -> Tens
                          **_constants(p)))
             if fixed_point:
                 acc = acc.double() / scale.double()
-        return _from_table(acc, y.dtype, (B, HD, T), C, p.in_h, p.in_w)
+        return _from_table(acc, y.dtype, (B, HD, T), C, p.in_h, p.in_w,
+                           probe=_probe(flows, check_flows))
 
 
 def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
@@ -356,8 +365,9 @@ def agg_gather_backward(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, 
 
 def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
                 scatter: bool, p: AggParams) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``(grad_w, grad_f, acc)``: the pair gradients and (``scatter``) the float32
-    channels-last accumulator of the video gradient, else None."""
+    """``(grad_w, grad_f, acc)``: the pair gradients (``grad_f`` empty without
+    ``want_flows``) and (``scatter``) the float32 channels-last accumulator of the video
+    gradient, else None."""
     B, HD, T, C = vid.shape[:4]
     K = weights.shape[-1]
     offsets = want_flows and p.itype == "float"
@@ -366,8 +376,8 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
     n_frames = B * HD * T
     n_q = n_frames * p.grid[0] * p.grid[1]
     grad_w = torch.empty(n_q * K, dtype=torch.float32, device=vid.device)
-    grad_f = (torch.empty if offsets and C > 0 else torch.zeros)(
-        n_q * K, 3, dtype=torch.float32, device=vid.device)
+    grad_f = ((torch.empty if offsets and C > 0 else torch.zeros)(
+        n_q * K, 3, dtype=torch.float32, device=vid.device) if want_flows else grad_w)
     acc = (torch.zeros(n_frames * p.in_h * p.in_w, c_pad, dtype=torch.float32, device=vid.device)
            if scatter else None)
     if C == 0:
@@ -382,7 +392,9 @@ def _pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flo
                  n_frames, *_geometry(p, T, K), c_pad // cb),
                 dict(C_PAD=c_pad, CB=cb, FLOWS=offsets, SCATTER=scatter, BQ=bq, BH=bh, BW=bw,
                      FAST=_fast(p), MERGE=_merge(p), **_constants(p)))
-    return grad_w.view(weights.shape).to(weights.dtype), grad_f.view(flows.shape).to(flows_dtype), acc
+    grad_f = (grad_f.view(flows.shape).to(flows_dtype) if want_flows
+              else flows.new_empty(0, dtype=flows_dtype))
+    return grad_w.view(weights.shape).to(weights.dtype), grad_f, acc
 
 
 def _fused(p: AggParams) -> bool:
@@ -400,7 +412,18 @@ def _merge(p: AggParams) -> bool:
 
 
 def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, H: int, W: int,
-                cov: Tensor | None = None) -> Tensor:
+                cov: Tensor | None = None, probe: Tensor | None = None) -> Tensor:
     """A channels-last accumulator ``[B*HD*T*H*W, C_PAD]`` as a ``dtype`` video
-    ``[B, HD, T, C, H, W]``, divided by ``cov [T, H, W]`` if given."""
-    return launch.from_channels_last(acc, (*frames, C, H, W), dtype, cov)
+    ``[B, HD, T, C, H, W]``, divided by ``cov [T, H, W]`` if given, NaN everywhere if
+    ``probe`` is given and not finite."""
+    return launch.from_channels_last(acc, (*frames, C, H, W), dtype, cov, probe)
+
+
+def _probe(flows: Tensor, check_flows: bool) -> Tensor | None:
+    """With ``check_flows``, the probe (:func:`stnls.utils.checks.finite_probe`) of real
+    ``flows`` that the last kernel reads, to write NaN everywhere if an offset is not finite
+    (as :func:`stnls.utils.checks.check_finite` does on a GPU, without its pass over the
+    output); else None."""
+    if check_flows and flows.is_floating_point() and flows.numel() > 0:
+        return finite_probe(flows)
+    return None

@@ -319,12 +319,12 @@ def gather_tap(vid, weights, flows, pair, mask, bhd, tq, i, j, a, b, pk, c, T, i
 
 @triton.jit
 def agg_gather_kernel(
-        vid, weights, flows, rec_i, rec_f, border, cov, out, frame0, n_frames, T, C, in_h, in_w,
-        out_h, out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
+        vid, weights, flows, rec_i, rec_f, border, cov, probe, out, frame0, n_frames, T, C, in_h,
+        in_w, out_h, out_w, nH, nW, K, stride_in, stride_out, dilation, steps_h, steps_w,
         C_PAD: tl.constexpr, CB: tl.constexpr, PS: tl.constexpr, PT: tl.constexpr,
         IS_FLOAT: tl.constexpr, REFLECT: tl.constexpr, USE_ADJ: tl.constexpr,
-        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, BP: tl.constexpr,
-        BH: tl.constexpr, BW: tl.constexpr):
+        SUM_K: tl.constexpr, POOLED: tl.constexpr, FAST: tl.constexpr, PROBE: tl.constexpr,
+        BP: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
     """``out = A vid / coverage`` written once per output pixel, without atomics.
 
     A program takes a block of ``BP`` output pixels (:func:`block_rows`) of the output
@@ -337,7 +337,8 @@ def agg_gather_kernel(
     only where the tile holds a query with a neighbour whose patch leaves the frame
     (``border``) are those neighbours evaluated from the flows.
     ``vid`` is the padded channels-last table; ``out`` is channels-first
-    ``[B*HD, (K,) T, C, out_h, out_w]``; ``cov`` is ``[T, out_h, out_w]``.
+    ``[B*HD, (K,) T, C, out_h, out_w]``; ``cov`` is ``[T, out_h, out_w]``; with ``PROBE``
+    every value is NaN unless ``probe[0]`` is finite (:func:`stnls.utils.checks.finite_probe`).
     """
     FIRST: tl.constexpr = 0 if USE_ADJ else -(PS // 2)
     frame, y, x, live = block_rows(tl.program_id(0), n_frames, out_h, out_w, BP, BH, BW)
@@ -395,6 +396,8 @@ def agg_gather_kernel(
                                           FIRST, C_PAD, IS_FLOAT, REFLECT)
     spot = (t * out_h + y) * out_w + x
     acc = acc / tl.load(cov + spot, mask=live, other=1.0)[:, None]
+    if PROBE:
+        acc = tl.where(tl.abs(tl.load(probe)) < float("inf"), acc, float("nan"))
     frame_out = bhd * T + t if SUM_K else (bhd * K + plane) * T + t
     target = (frame_out * C)[:, None] * (out_h * out_w) + c[None, :].to(tl.int64) * (out_h * out_w)
     tl.store(out + target + (y * out_w + x)[:, None], acc.to(out.dtype.element_ty),

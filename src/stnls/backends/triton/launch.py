@@ -34,9 +34,15 @@ def next_power_of_2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
+# Triton picks its interpreter when a kernel is defined, which is when this package's kernel
+# modules are imported, so the switch is read once (it was read a dozen times per call).
+_INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def interpreting() -> bool:
-    """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1`` when
+    the backend was imported)."""
+    return _INTERPRETING
 
 
 def register_cap(cap: int | None) -> dict:
@@ -142,11 +148,13 @@ def channels_last_kernel(src, dst, cov, n_pix, frames, H, W, pad, C, n1, n2, s0,
 
 
 @triton.jit
-def from_channels_last_kernel(src, dst, cov, n_pix, frames, HW, C, NORMALISE: tl.constexpr,
+def from_channels_last_kernel(src, dst, cov, probe, n_pix, frames, HW, C,
+                              NORMALISE: tl.constexpr, PROBE: tl.constexpr,
                               C_PAD: tl.constexpr, CB: tl.constexpr, BP: tl.constexpr):
     """``dst[f, c, s] = src[f * HW + s, c] / cov[f % frames, s]`` (no division without
-    ``NORMALISE``): a channels-last table ``[n_pix, C_PAD]`` as a contiguous channels-first
-    video of ``C`` channels and ``HW`` pixels per frame."""
+    ``NORMALISE``; with ``PROBE``, NaN everywhere unless ``probe[0]`` is finite, see
+    :func:`stnls.utils.checks.finite_probe`): a channels-last table ``[n_pix, C_PAD]`` as a
+    contiguous channels-first video of ``C`` channels and ``HW`` pixels per frame."""
     pix = tl.program_id(0).to(tl.int64) * BP + tl.arange(0, BP)
     c = tl.program_id(1) * CB + tl.arange(0, CB)
     live = pix < n_pix
@@ -156,6 +164,8 @@ def from_channels_last_kernel(src, dst, cov, n_pix, frames, HW, C, NORMALISE: tl
     spot = pix % HW
     if NORMALISE:
         value = value / tl.load(cov + (frame % frames) * HW + spot, mask=live, other=1.0)[:, None]
+    if PROBE:
+        value = tl.where(tl.abs(tl.load(probe)) < float("inf"), value, float("nan"))
     tl.store(dst + (frame * C)[:, None] * HW + c[None, :] * HW + spot[:, None],
              value.to(dst.dtype.element_ty), mask=mask)
 
@@ -205,11 +215,12 @@ def channels_last(src: Tensor, dtype: torch.dtype, cov: Tensor | None = None,
 
 
 def from_channels_last(table: Tensor, shape: tuple[int, ...], dtype: torch.dtype,
-                       cov: Tensor | None = None) -> Tensor:
+                       cov: Tensor | None = None, probe: Tensor | None = None) -> Tensor:
     """A channels-last table ``[frames * H * W, C_PAD]`` as a contiguous ``dtype`` video of
     ``shape`` ``[..., C, H, W]`` (frames in the order of the leading axes), divided by
     ``cov [n, H, W]`` (frame ``f`` by ``cov[f % n]``) if given: the inverse of
-    :func:`channels_last` without padding."""
+    :func:`channels_last` without padding; NaN everywhere if a ``probe``
+    (:func:`stnls.utils.checks.finite_probe`) is given and not finite."""
     C, H, W = shape[-3:]
     dst = torch.empty(shape, dtype=dtype, device=table.device)
     n_pix = table.shape[0]
@@ -219,6 +230,7 @@ def from_channels_last(table: Tensor, shape: tuple[int, ...], dtype: torch.dtype
     bp = min(4096, next_power_of_2(n_pix)) if interpreting() else 64
     frames = 1 if cov is None else cov.shape[0]
     from_channels_last_kernel[(cdiv(n_pix, bp), cdiv(C, cb))](
-        table, dst, table if cov is None else cov, n_pix, frames, H * W, C,
-        NORMALISE=cov is not None, C_PAD=table.shape[1], CB=cb, BP=bp, num_warps=NUM_WARPS)
+        table, dst, table if cov is None else cov, table if probe is None else probe, n_pix,
+        frames, H * W, C, NORMALISE=cov is not None, PROBE=probe is not None,
+        C_PAD=table.shape[1], CB=cb, BP=bp, num_warps=NUM_WARPS)
     return dst
