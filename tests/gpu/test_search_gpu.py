@@ -108,12 +108,13 @@ def test_second_device(triton_search):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-@pytest.mark.parametrize("params", [dict(ps=3, stride1=0.5), dict(ps=3), dict(ps=3, itype="int")],
-                         ids=["bilinear", "staged", "int"])
+@pytest.mark.parametrize("params", [dict(ps=3, stride1=0.5), dict(ps=3), dict(ps=3, itype="int"),
+                                    dict(ps=3, k=-1, self_action="anchor")],
+                         ids=["bilinear", "staged", "int", "select"])
 def test_non_finite_flows_give_nan_without_a_sync(bad, params, monkeypatch):
     """On a GPU, non-finite flows make every distance NaN instead of raising (raising
     would wait for the device at every call)."""
-    p = SearchParams.create(ws=5, wt=1, k=4, **params)
+    p = SearchParams.create(**{"ws": 5, "wt": 1, "k": 4, **params})
     vid0, vid1, flows = search_inputs(p, device="cuda", **MODERATE)
     search = torch.ops.stnls.non_local_search
     assert torch.isfinite(search(vid0, vid1, flows, *p.as_args())[0]).any()

@@ -110,6 +110,27 @@ def test_non_finite_flows_touch_only_their_queries(params, bad):
     torch.testing.assert_close(inds[other], clean_inds[other])
 
 
+@pytest.mark.parametrize("params", [dict(k=4), dict(k=-1)], ids=["topk", "all"])
+def test_checked_flows_make_every_distance_nan(params):
+    """With ``check_flows`` the kernel reads the flows' probe as it writes: finite flows
+    leave the results unchanged, one non-finite flow makes every distance NaN (what
+    ``check_finite`` does on a GPU, without its pass over the distances); the indices stay
+    those of the search. (The "select" path runs ``check_finite`` itself: on these CPU
+    tensors it raises; tests/gpu covers it.)"""
+    p = SearchParams.create(ws=3, wt=1, ps=3, **params)
+    vid0, vid1, flows = search_inputs(p, C=3, H=5, W=5)
+    clean = triton_search.non_local_search(vid0, vid1, flows, p)
+    for a, b in zip(triton_search.non_local_search(vid0, vid1, flows, p, True), clean):
+        assert torch.equal(a, b)
+    flows[0, 0, 1, 0, :, 2, 3] = float("nan")
+    with warnings.catch_warnings():  # the kernels cast NaN to integers, by design
+        warnings.simplefilter("ignore", RuntimeWarning)
+        unchecked = triton_search.non_local_search(vid0, vid1, flows, p)
+        dists, inds = triton_search.non_local_search(vid0, vid1, flows, p, True)
+    assert torch.isnan(dists).all()
+    torch.testing.assert_close(inds, unchecked[1], rtol=0, atol=0, equal_nan=True)
+
+
 def _backward(module, p, vid0, vid1, flows):
     return search_backward(module, reference, p, vid0, vid1, flows)
 

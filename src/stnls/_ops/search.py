@@ -12,7 +12,6 @@ from torch import Tensor
 
 from .. import backends
 from ..params import PARAMS_SCHEMA, SearchParams
-from ..utils.checks import check_finite
 from .eager import direct_call, eager_call
 
 
@@ -47,13 +46,13 @@ def _output_shapes(vid0: Tensor, vid1: Tensor, p: SearchParams):
 def _forward(vid0, vid1, flows, *params):
     """The search, then the finite check of ``flows``
     (:func:`~stnls.utils.checks.check_finite`: ``ValueError`` on the CPU, all-NaN ``dists``
-    on a GPU, without waiting for the device). Both backends clamp every address they
-    read, so non-finite flows never index memory and the check can follow the work."""
+    on a GPU, without waiting for the device; the Triton kernel folds it into its writes).
+    Both backends clamp every address they read, so non-finite flows never index memory
+    and the check can follow the work."""
     p = SearchParams.from_args(*params)
     check_search_tensors(vid0, vid1, flows, p)
-    dists, inds = backends.choose(vid0.device, "non_local_search").non_local_search(vid0, vid1, flows, p)
-    check_finite("flows", flows, dists)
-    return dists, inds
+    return backends.choose(vid0.device, "non_local_search").non_local_search(vid0, vid1, flows, p,
+                                                                              True)
 
 
 non_local_search = torch.library.custom_op(

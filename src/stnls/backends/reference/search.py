@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ... import geometry as geo
 from ...params import UNWRITTEN_IND, SearchParams
+from ...utils.checks import check_finite
 from ...utils.env import chunk_size
 from .sampling import (Corner, axis_index, channels_last_rows, corners, read, read_gradient,
                        rows_to_video, write_add)
@@ -343,11 +344,15 @@ def _prepare(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams):
     return dtype, channels_last_rows(vid0, dtype), channels_last_rows(vid1, dtype), flows
 
 
-def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
+def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams,
+                     check_flows: bool = False) -> tuple[Tensor, Tensor]:
     """Forward search. Returns ``dists [B, HD, T, nH, nW, K]`` (vid0 dtype) and
-    ``inds [..., K, 3]`` (int32, or float32/float64 for ``itype="float"``)."""
+    ``inds [..., K, 3]`` (int32, or float32/float64 for ``itype="float"``). With
+    ``check_flows``, non-finite flows are then refused
+    (:func:`~stnls.utils.checks.check_finite`: ``ValueError`` on the CPU, all-NaN
+    ``dists`` on a GPU)."""
     L = Layout.of(vid0, vid1, flows)
-    dtype, vid0_rows, vid1_rows, flows = _prepare(vid0, vid1, flows, p)
+    dtype, vid0_rows, vid1_rows, search_flows = _prepare(vid0, vid1, flows, p)
     K, total = p.num_neighbors, L.B * L.HD * L.queries
     inds_dtype = torch.int32 if p.itype == "int" else dtype
     dists = torch.empty(total, K, dtype=dtype, device=vid0.device)
@@ -356,11 +361,15 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
     step = chunk_size(per_query * torch.finfo(dtype).bits // 8 * 4)
     for start in range(0, total, step):
         index = torch.arange(start, min(start + step, total), device=vid0.device)
-        chunk_dists, chunk_inds = _search_chunk(vid0_rows, vid1_rows, flows, index, L, p, dtype)
+        chunk_dists, chunk_inds = _search_chunk(vid0_rows, vid1_rows, search_flows, index, L, p,
+                                                dtype)
         dists[start:start + len(index)] = chunk_dists
         inds[start:start + len(index)] = chunk_inds.to(inds_dtype)
     shape = (L.B, L.HD, L.T, L.nH, L.nW, K)
-    return dists.view(shape).to(vid0.dtype), inds.view(*shape, 3)
+    dists = dists.view(shape).to(vid0.dtype)
+    if check_flows:
+        check_finite("flows", flows, dists)
+    return dists, inds.view(*shape, 3)
 
 
 def _search_chunk(vid0_rows, vid1_rows, flows, index, L: Layout, p: SearchParams, dtype):

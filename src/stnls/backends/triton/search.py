@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ...params import SearchParams
+from ...utils.checks import check_finite, finite_probe
 from ...utils.env import chunk_size
 from ..reference import search as reference
 from .launch import cdiv, device_guard, interpreting, next_power_of_2, register_cap
@@ -242,10 +243,12 @@ def _programs(tiles: int, warps: int, device: torch.device) -> int:
 
 
 def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_queries, first_slot,
-                    kept, reads: tuple[str, int], L: reference.Layout, p: SearchParams) -> None:
+                    kept, reads: tuple[str, int], L: reference.Layout, p: SearchParams,
+                    probe: Tensor | None = None) -> None:
     """Queries ``[q_start, q_start + n_queries)`` into ``dists``/``inds``: the best ``kept``
     per group, or (``kept == 0``) every candidate of the slots from ``first_slot``;
-    ``reads`` is :func:`forward_reads`'s answer."""
+    ``reads`` is :func:`forward_reads`'s answer; distances are NaN if a ``probe``
+    (:func:`stnls.utils.checks.finite_probe`) is given and not finite."""
     anchor = _ANCHOR_MODES[p.self_action] if kept else NO_ANCHOR
     reads, cb = reads
     plan = region_plan(p) if reads.startswith("region") else None
@@ -265,11 +268,12 @@ def _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, q_start, n_quer
         chunk = plan["RR"] if interpreting() else max(1, min(plan["RR"], 256 * warps // (bq * cb)))
         region = dict(REGION=True, RC=chunk, **plan)
     search_forward_kernel[(programs,)](
-        vid0c, vid1c, flows_k, stride1, dists, inds, scratch, scratch_ok, q_start, n_queries,
+        vid0c, vid1c, flows_k, stride1, stride1 if probe is None else probe, dists, inds, scratch,
+        scratch_ok, q_start, n_queries,
         *_geometry_args(L, p), kept, dists.shape[1], **_geometry_constants(p, first_slot, vid0c, cb),
         EACH=p.topk_mode == "each", ANCHOR=anchor, PINNED=anchor in (GLOBAL_PIN, SLOT_PIN),
         KEEP_ALL=kept == 0, **region, WW=ww, WW2=ww2,
-        KP=next_power_of_2(kept), BQ=bq, num_warps=warps,
+        KP=next_power_of_2(kept), BQ=bq, PROBE=probe is not None, num_warps=warps,
         **register_cap(forward_registers(reads)))
 
 
@@ -281,10 +285,12 @@ def _stride1_tensor(stride1: float, device: torch.device) -> Tensor:
     return torch.tensor([stride1], dtype=torch.float64, device=device)
 
 
-def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams) -> tuple[Tensor, Tensor]:
-    """Forward search; same contract as :func:`stnls.backends.reference.search.non_local_search`."""
+def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams,
+                     check_flows: bool = False) -> tuple[Tensor, Tensor]:
+    """Forward search; same contract as :func:`stnls.backends.reference.search.non_local_search`
+    (the flows' check read by the kernel as it writes the distances)."""
     if vid0.dtype == torch.float64:
-        return reference.non_local_search(vid0, vid1, flows, p)
+        return reference.non_local_search(vid0, vid1, flows, p, check_flows)
     L = reference.Layout.of(vid0, vid1, flows)
     K, total = p.num_neighbors, L.B * L.HD * L.queries
     inds_dtype = torch.int32 if p.itype == "int" else torch.float32
@@ -299,10 +305,13 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams)
         inds = torch.empty(total, K, 3, dtype=inds_dtype, device=vid0.device)
         if path in ("topk", "all"):
             kept = group_size(p) if path == "topk" else 0
+            probe = finite_probe(flows) if check_flows and flows.numel() > 0 else None
             _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
-                            int(p.drops_ref_frame), kept, reads, L, p)
+                            int(p.drops_ref_frame), kept, reads, L, p, probe)
         else:
             _select_in_chunks(vid0c, vid1c, flows, flows_k, stride1, dists, inds, reads, L, p)
+            if check_flows:
+                check_finite("flows", flows, dists)
     return dists.view(shape).to(vid0.dtype), inds.view(*shape, 3)
 
 

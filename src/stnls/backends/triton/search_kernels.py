@@ -161,12 +161,12 @@ def kept_positions(kept, swap_a, swap_b, first):
 
 
 @triton.jit
-def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexpr):
-    """Write distances (sign restored) and relative indices at output entries ``out``."""
-    if L2:
-        tl.store(dists_out + out, d, mask=mask)
-    else:
-        tl.store(dists_out + out, -d, mask=mask)
+def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, finite, L2: tl.constexpr):
+    """Write distances (sign restored; NaN unless ``finite``) and relative indices at output
+    entries ``out``."""
+    if not L2:
+        d = -d
+    tl.store(dists_out + out, tl.where(finite, d, float("nan")), mask=mask)
     tl.store(inds_out + out * 3, dt, mask=mask)
     tl.store(inds_out + out * 3 + 1, dh, mask=mask)
     tl.store(inds_out + out * 3 + 2, dw, mask=mask)
@@ -174,7 +174,7 @@ def store_entries(dists_out, inds_out, out, mask, d, dt, dh, dw, L2: tl.constexp
 
 @triton.jit
 def search_forward_kernel(
-        vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok,
+        vid0, vid1, flows, stride1_ptr, probe, dists_out, inds_out, scratch, scratch_ok,
         q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
         CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
@@ -182,7 +182,7 @@ def search_forward_kernel(
         USE_ADJ: tl.constexpr, INTERIOR: tl.constexpr, EACH: tl.constexpr, ANCHOR: tl.constexpr,
         PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
         RR: tl.constexpr, RC: tl.constexpr, SU: tl.constexpr, WW: tl.constexpr,
-        WW2: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr):
+        WW2: tl.constexpr, KP: tl.constexpr, BQ: tl.constexpr, PROBE: tl.constexpr):
     """Search of queries ``[q_start, q_start + n_queries)`` (global ids over ``B * HD * Q``).
 
     A program takes ``BQ`` queries; for each slot it scores the slot's window
@@ -198,9 +198,17 @@ def search_forward_kernel(
     Programs loop over query tiles. With ``REGION`` each slot's key values are
     first staged in the program's part of ``scratch`` (:func:`stage_region`;
     ``BQ * RR`` pixel rows per program), then every candidate reads them there.
+
+    With ``PROBE`` every distance is written as NaN unless ``probe[0]`` is finite (the
+    flows' check, :func:`stnls.utils.checks.finite_probe`).
     """
+    if PROBE:
+        finite = tl.abs(tl.load(probe)) < float("inf")
+    else:
+        finite = True
     for tile in range(tl.program_id(0), tl.cdiv(n_queries, BQ), tl.num_programs(0)):
-        search_tile(vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok, tile,
+        search_tile(vid0, vid1, flows, stride1_ptr, finite, dists_out, inds_out, scratch,
+                    scratch_ok, tile,
                     q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
                     stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group,
                     K_out, CP, CB, W_T, S_FIRST, PS, PT, IS_FLOAT, L2, FULL_WS, REFLECT, USE_ADJ,
@@ -252,7 +260,7 @@ def slot_scan(first_close, best_l1, best_at, window, first_pos, target_t, target
 
 @triton.jit
 def search_tile(
-        vid0, vid1, flows, stride1_ptr, dists_out, inds_out, scratch, scratch_ok, tile,
+        vid0, vid1, flows, stride1_ptr, finite, dists_out, inds_out, scratch, scratch_ok, tile,
         q_start, n_queries, Q, HD, HDf, T, qH, qW, kH, kW, nH, nW, Wf, wt,
         stride0, strideQ, step, off_Hq, off_Wq, dilation, ws, ws_interior, k_group, K_out,
         CP: tl.constexpr, CB: tl.constexpr, W_T: tl.constexpr, S_FIRST: tl.constexpr,
@@ -359,17 +367,17 @@ def search_tile(
                                       dilation, PS, R, USE_ADJ)
         for part in tl.static_range(TILES):
             kept, anchor_d, anchor_pos = score_candidates(
-                vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window_tile(part, WW, WW2),
-                kept, anchor_d, anchor_pos, swap_a, swap_b, group_base, slot, row, live, bhd, t,
-                frame, query_h, query_w, base_h, base_w, size, anchor_h, anchor_w, off_h, off_w,
-                region_first, unchecked, lanes, n_keep, T, qH, qW, kH, kW, ws, step, dilation,
-                K_out, CP, CB, PS, PT, IS_FLOAT, L2, REFLECT, USE_ADJ, ANCHOR, PINNED, KEEP_ALL,
-                REGION, R, SU)
+                vid0, vid1, scratch, scratch_ok, dists_out, inds_out, finite,
+                window_tile(part, WW, WW2), kept, anchor_d, anchor_pos, swap_a, swap_b,
+                group_base, slot, row, live, bhd, t, frame, query_h, query_w, base_h, base_w,
+                size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes, n_keep,
+                T, qH, qW, kH, kW, ws, step, dilation, K_out, CP, CB, PS, PT, IS_FLOAT, L2,
+                REFLECT, USE_ADJ, ANCHOR, PINNED, KEEP_ALL, REGION, R, SU)
         if REGION:
             tl.debug_barrier()  # the next slot overwrites the region
         if EACH and not KEEP_ALL:
-            group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                        kept, kept_positions(kept, swap_a, swap_b, slot * S1), lanes, n_keep,
+            group_write(dists_out, inds_out, finite, flows, qid, live, flow_head, t, nh, nw, key_h,
+                        key_w, kept, kept_positions(kept, swap_a, swap_b, slot * S1), lanes, n_keep,
                         row * K_out + slot * k_group, slot_pins, anchor_d, anchor_pos, T, wt,
                         Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step, W_T, S_FIRST,
                         IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
@@ -380,24 +388,25 @@ def search_tile(
             swap_a, swap_b = zero - 1, zero - 1
         else:
             swap_a, swap_b = zero, global_pos
-        group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                    kept, kept_positions(kept, swap_a, swap_b, 0), lanes, n_keep, row * K_out,
-                    PINNED, anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior,
-                    stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2, ANCHOR)
+        group_write(dists_out, inds_out, finite, flows, qid, live, flow_head, t, nh, nw, key_h,
+                    key_w, kept, kept_positions(kept, swap_a, swap_b, 0), lanes, n_keep,
+                    row * K_out, PINNED, anchor_d, anchor_pos, T, wt, Wf, nH, nW, kH, kW, ws,
+                    ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR, L2,
+                    ANCHOR)
 
 
 @triton.jit
 def score_candidates(
-        vid0, vid1, scratch, scratch_ok, dists_out, inds_out, window, kept, anchor_d, anchor_pos,
-        swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h, query_w, base_h,
-        base_w, size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes, n_keep,
-        T, qH, qW, kH, kW, ws, step, dilation, K_out, CP: tl.constexpr, CB: tl.constexpr,
+        vid0, vid1, scratch, scratch_ok, dists_out, inds_out, finite, window, kept, anchor_d,
+        anchor_pos, swap_a, swap_b, group_base, slot, row, live, bhd, t, frame, query_h, query_w,
+        base_h, base_w, size, anchor_h, anchor_w, off_h, off_w, region_first, unchecked, lanes,
+        n_keep, T, qH, qW, kH, kW, ws, step, dilation, K_out, CP: tl.constexpr, CB: tl.constexpr,
         PS: tl.constexpr, PT: tl.constexpr, IS_FLOAT: tl.constexpr, L2: tl.constexpr,
         REFLECT: tl.constexpr, USE_ADJ: tl.constexpr, ANCHOR: tl.constexpr,
         PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
         SU: tl.constexpr):
     """Distances of one slot's window lanes ``window [1, W]``, then (``KEEP_ALL``) written out
-    or merged into ``kept``. Returns ``(kept, anchor_d, anchor_pos)``; ``unchecked`` says that
+    (NaN unless ``finite``) or merged into ``kept``. Returns ``(kept, anchor_d, anchor_pos)``; ``unchecked`` says that
     the staged regions and query patches lie inside their frames (:func:`region_inside`)."""
     S1 = ws * ws
     i, j, in_window, rows, cols, written = window_candidates(window, ws, size, anchor_h, anchor_w,
@@ -425,7 +434,7 @@ def score_candidates(
         store_entries(dists_out, inds_out, out, live[:, None] & in_window, d,
                       tl.where(written, (frame - t)[:, None].to(base_h.dtype), UNWRITTEN_IND),
                       tl.where(written, rows - base_h, UNWRITTEN_IND),
-                      tl.where(written, cols - base_w, UNWRITTEN_IND), L2)
+                      tl.where(written, cols - base_w, UNWRITTEN_IND), finite, L2)
     else:
         x = group_base + window
         pair_a = swap_a[:, None]
@@ -447,14 +456,14 @@ def score_candidates(
 
 
 @triton.jit
-def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key_h, key_w,
-                kept, kept_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
+def group_write(dists_out, inds_out, finite, flows, qid, live, flow_head, t, nh, nw, key_h,
+                key_w, kept, kept_pos, lanes, n_keep, out_first, pins, anchor_d, anchor_pos,
                 T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
                 W_T: tl.constexpr, S_FIRST: tl.constexpr, IS_FLOAT: tl.constexpr,
                 FULL_WS: tl.constexpr, INTERIOR: tl.constexpr, L2: tl.constexpr,
                 ANCHOR: tl.constexpr):
     """Write one group from entry ``out_first``: the pinned anchor (if ``pins``) then the
-    kept entries, best first."""
+    kept entries, best first (distances NaN unless ``finite``)."""
     row = out_first
     if pins != 0:
         dt, dh, dw = candidate_inds(
@@ -462,7 +471,7 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
             ws, ws_interior, stride1, step, W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
         if IS_FLOAT and ANCHOR == GLOBAL_PIN:
             dt, dh, dw = dt * 0.0, dh * 0.0, dw * 0.0  # the query's own index, written exactly
-        store_entries(dists_out, inds_out, row, live, anchor_d, dt, dh, dw, L2)
+        store_entries(dists_out, inds_out, row, live, anchor_d, dt, dh, dw, finite, L2)
         row += 1
     rank = tl.sum((kept[:, None, :] < kept[:, :, None]).to(tl.int32), 2)
     mask = live[:, None] & (lanes < n_keep)[None, :]
@@ -471,7 +480,7 @@ def group_write(dists_out, inds_out, flows, qid, live, flow_head, t, nh, nw, key
         key_w[:, None], mask, kept_pos, T, wt, Wf, nH, nW, kH, kW, ws, ws_interior, stride1, step,
         W_T, S_FIRST, IS_FLOAT, FULL_WS, INTERIOR)
     store_entries(dists_out, inds_out, row[:, None] + rank, mask, sort_key_distance(kept), dt, dh,
-                  dw, L2)
+                  dw, finite, L2)
 
 
 @triton.jit
