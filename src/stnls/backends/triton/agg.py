@@ -69,6 +69,11 @@ FUSED_PATCH_SIZES = (1, 3)
 QUERY_PATCH_SIZES = (3, 7)
 # Elements of one [queries, channels] tile of the query-by-query patch sum (four per thread).
 QUERY_TILE_ELEMENTS = 512
+# Tiles of the gather kernel by channel block, (elements, warps) (else TILE_ELEMENTS and
+# NUM_WARPS of .launch). Swept on an H200 (kernel time): 8 channels (NonLocalGather on readme
+# and readme_int) 357 -> 311 and 236 -> 208 us in two warps of 32 rows, 64 channels (gda's
+# WeightedPatchSum) 226 -> 200 us in eight warps of 16 rows; 16 channels (mid) stay at 512 x 4.
+GATHER_TILES = {8: (256, 2), 64: (1024, 8)}
 # Registers per thread the kernels are compiled for (None: the compiler's choice). Measured
 # on an H200: more programs per multiprocessor hide the gather's load latency better.
 MAX_REGISTERS: dict[str, int | None] = {"agg_gather_kernel": 64, "agg_pair_grads_kernel": 96,
@@ -192,9 +197,10 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
         w, f = _matches(weights, flows, p)
         n_frames = B * HD * T
         n_h, n_w = p.grid
-        bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb)
-        constants = dict(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True,
-                         PROBE=probe is not None, **_constants(p))
+        elements, warps = GATHER_TILES.get(cb, (launch.TILE_ELEMENTS, launch.NUM_WARPS))
+        bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb, elements, warps)
+        constants = {**_constants(p), "num_warps": warps}
+        constants.update(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, PROBE=probe is not None)
         fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
                 and _fast_compiles(agg_gather_kernel, constants))
         constants["FAST"] = fast

@@ -63,13 +63,15 @@ def channel_block(C: int) -> tuple[int, int]:
     return cb, cdiv(C, cb) * cb
 
 
-def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, int]:
+def tile_blocks(n_frames: int, H: int, W: int, cb: int, elements: int = 0,
+                warps: int = 0) -> tuple[int, int, int, int]:
     """``(rows, BH, BW, programs)`` of ``[rows, cb]`` tiles over ``n_frames`` frames of
     ``H x W`` pixels (or queries): each program takes a ``BH x BW`` block of
     ``rows // (BH * BW)`` frames (see ``block_rows`` in :mod:`.agg_kernels`).
 
     On a GPU a block is about square and within one frame, with at most
-    ``TILE_ELEMENTS // cb`` rows and at most half the threads of the program. The
+    ``elements // cb`` rows (default :data:`TILE_ELEMENTS`) and at most half the threads of
+    the program (``warps`` warps, default :data:`NUM_WARPS`). The
     second bound keeps the per-row index arithmetic in the row layout of the 2-d
     tile: with more rows than threads Triton computes it one row per thread and moves
     every per-row value through shared memory (a barrier each) before the tile can
@@ -81,7 +83,7 @@ def tile_blocks(n_frames: int, H: int, W: int, cb: int) -> tuple[int, int, int, 
         frames = max(1, min(4096 // (bh * bw), next_power_of_2(n_frames)))
         rows = frames * bh * bw
     else:
-        rows = max(4, min(TILE_ELEMENTS // cb, 16 * NUM_WARPS))
+        rows = max(4, min((elements or TILE_ELEMENTS) // cb, 16 * (warps or NUM_WARPS)))
         bh, bw = square_block(rows, W)
     return rows, bh, bw, block_programs(n_frames, H, W, rows, bh, bw)
 
