@@ -6,11 +6,11 @@ with ``sum_k``, sums) the weighted neighbour patches of every query into videos
 normalised by their coverage; ``agg_scatter`` is its exact adjoint in the video
 (same arguments); ``check_flows`` refuses non-finite real offsets (the backward
 passes, whose offsets were checked by the forward, skip it); and
-``agg_pair_grads(y, vid, ...)`` differentiates ``<y, agg_gather(vid, ...)>`` by
-the weights and the offsets; ``agg_gather_backward`` returns the scatter and the
-pair gradients of one upstream gradient together (one pass over the pairs on the
-GPU), the gather's backward. The scatter's backward is made of the pair
-gradients and the gather.
+``agg_pair_grads(y, vid, ..., want_flows)`` differentiates ``<y, agg_gather(vid, ...)>``
+by the weights and (an empty tensor without ``want_flows``) the offsets;
+``agg_gather_backward`` returns the scatter and the pair gradients of one upstream
+gradient together (one pass over the pairs on the GPU), the gather's backward. The
+scatter's backward is made of the pair gradients and the gather.
 Inputs are normalised by :mod:`stnls.agg`: ``vid [B, HD, T, C, in_h, in_w]``,
 ``weights [B, HD, T, nH, nW, K]``, ``flows [B, HD, T, nH, nW, K, 3]``.
 """

@@ -51,8 +51,8 @@ def _forward(vid0, vid1, flows, *params):
     and the check can follow the work."""
     p = SearchParams.from_args(*params)
     check_search_tensors(vid0, vid1, flows, p)
-    return backends.choose(vid0.device, "non_local_search").non_local_search(vid0, vid1, flows, p,
-                                                                              True)
+    backend = backends.choose(vid0.device, "non_local_search")
+    return backend.non_local_search(vid0, vid1, flows, p, True)
 
 
 non_local_search = torch.library.custom_op(

@@ -67,8 +67,9 @@ def check_same(names: tuple[str, str], a: Tensor, b: Tensor, what: str = "device
 def finite_probe(value: Tensor) -> Tensor:
     """The float32 sum ``[1]`` of ``value`` (non-empty): NaN or infinite if ``value`` holds a
     NaN or an infinity (finite otherwise, unless the sum overflows float32).
-    :func:`check_finite` adds it times 0 to a result on a GPU; the Triton aggregation
-    kernels read it in their last write, which is then NaN everywhere."""
+    :func:`check_finite` adds it times 0 to a result on a GPU; the Triton kernels read it
+    as they write their results (the search's distances, the aggregation's last write),
+    which are then NaN everywhere."""
     return value.sum(dtype=torch.float32).reshape(1)
 
 

@@ -200,7 +200,8 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
         elements, warps = GATHER_TILES.get(cb, (launch.TILE_ELEMENTS, launch.NUM_WARPS))
         bp, bh, bw, _ = tile_blocks(n_frames, p.out_h, p.out_w, cb, elements, warps)
         constants = {**_constants(p), "num_warps": warps}
-        constants.update(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True, PROBE=probe is not None)
+        constants.update(C_PAD=c_pad, CB=cb, BP=bp, BH=bh, BW=bw, FAST=True,
+                         PROBE=probe is not None)
         fast = (_fast(p) and n_frames * H * W <= _MAX_RECORD_ROW
                 and _fast_compiles(agg_gather_kernel, constants))
         constants["FAST"] = fast
@@ -272,8 +273,8 @@ def _patch_rows(ps: int) -> int:
 def _patch_sum(vid: Tensor, weights: Tensor, flows: Tensor, probe: Tensor | None,
                p: AggParams) -> Tensor | None:
     """The summed gather query by query (:func:`.agg_kernels.agg_patch_sum_kernel`; NaN
-    everywhere if ``probe`` is given and not finite), or None if that kernel does not compile with the installed
-    Triton (a warning says so)."""
+    everywhere if ``probe`` is given and not finite), or None if that kernel does not
+    compile with the installed Triton (a warning says so)."""
     B, HD, T, C = vid.shape[:4]
     K = weights.shape[-1]
     cb, c_pad = channel_block(C)

@@ -406,8 +406,9 @@ def score_candidates(
         PINNED: tl.constexpr, KEEP_ALL: tl.constexpr, REGION: tl.constexpr, R: tl.constexpr,
         SU: tl.constexpr):
     """Distances of one slot's window lanes ``window [1, W]``, then (``KEEP_ALL``) written out
-    (NaN unless ``finite``) or merged into ``kept``. Returns ``(kept, anchor_d, anchor_pos)``; ``unchecked`` says that
-    the staged regions and query patches lie inside their frames (:func:`region_inside`)."""
+    (NaN unless ``finite``) or merged into ``kept``. Returns ``(kept, anchor_d,
+    anchor_pos)``; ``unchecked`` says that the staged regions and query patches lie inside
+    their frames (:func:`region_inside`)."""
     S1 = ws * ws
     i, j, in_window, rows, cols, written = window_candidates(window, ws, size, anchor_h, anchor_w,
                                                              off_h, off_w, step, IS_FLOAT)
