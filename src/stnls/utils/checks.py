@@ -73,6 +73,16 @@ def finite_probe(value: Tensor) -> Tensor:
     return value.sum(dtype=torch.float32).reshape(1)
 
 
+def checked_probe(value: Tensor, check: bool) -> Tensor | None:
+    """With ``check``, the :func:`finite_probe` of a non-empty floating-point ``value`` for
+    a Triton kernel to read as it writes its result (NaN everywhere when ``value`` is not
+    finite, as :func:`check_finite` does on a GPU, without its pass over the result); else
+    None (integers are always finite)."""
+    if check and value.is_floating_point() and value.numel() > 0:
+        return finite_probe(value)
+    return None
+
+
 def check_finite(name: str, value: Tensor, result: Tensor | None = None) -> None:
     """Refuse NaN or infinite values (they would be used as memory offsets).
 

@@ -44,7 +44,7 @@ import triton
 from torch import Tensor
 
 from ...params import AggParams
-from ...utils.checks import finite_probe
+from ...utils.checks import checked_probe
 from ..reference import agg as reference
 from . import launch
 from .agg_kernels import (agg_gather_kernel, agg_pair_grads_kernel, agg_patch_sum_kernel,
@@ -180,7 +180,7 @@ def agg_gather(vid: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
         return reference.agg_gather(vid, weights, flows, p, check_flows)
     B, HD, T, C, H, W = vid.shape
     K = weights.shape[-1]
-    probe = _probe(flows, check_flows)
+    probe = checked_probe(flows, check_flows)
     if _by_queries(p) and K > 0 and vid.numel() > 0:
         with device_guard(vid):
             summed = _patch_sum(vid, weights, flows, probe, p)
@@ -335,7 +335,7 @@ def agg_scatter(y: Tensor, weights: Tensor, flows: Tensor, p: AggParams,
             if fixed_point:
                 acc = acc.double() / scale.double()
         return _from_table(acc, y.dtype, (B, HD, T), C, p.in_h, p.in_w,
-                           probe=_probe(flows, check_flows))
+                           probe=checked_probe(flows, check_flows))
 
 
 def agg_pair_grads(y: Tensor, vid: Tensor, weights: Tensor, flows: Tensor, want_flows: bool,
@@ -424,13 +424,3 @@ def _from_table(acc: Tensor, dtype: torch.dtype, frames: tuple, C: int, H: int, 
     ``[B, HD, T, C, H, W]``, divided by ``cov [T, H, W]`` if given, NaN everywhere if
     ``probe`` is given and not finite."""
     return launch.from_channels_last(acc, (*frames, C, H, W), dtype, cov, probe)
-
-
-def _probe(flows: Tensor, check_flows: bool) -> Tensor | None:
-    """With ``check_flows``, the probe (:func:`stnls.utils.checks.finite_probe`) of real
-    ``flows`` that the last kernel reads, to write NaN everywhere if an offset is not finite
-    (as :func:`stnls.utils.checks.check_finite` does on a GPU, without its pass over the
-    output); else None."""
-    if check_flows and flows.is_floating_point() and flows.numel() > 0:
-        return finite_probe(flows)
-    return None

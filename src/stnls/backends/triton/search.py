@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ...params import SearchParams
-from ...utils.checks import check_finite, finite_probe
+from ...utils.checks import check_finite, checked_probe
 from ...utils.env import chunk_size
 from ..reference import search as reference
 from .launch import cdiv, device_guard, interpreting, next_power_of_2, register_cap
@@ -305,7 +305,7 @@ def non_local_search(vid0: Tensor, vid1: Tensor, flows: Tensor, p: SearchParams,
         inds = torch.empty(total, K, 3, dtype=inds_dtype, device=vid0.device)
         if path in ("topk", "all"):
             kept = group_size(p) if path == "topk" else 0
-            probe = finite_probe(flows) if check_flows and flows.numel() > 0 else None
+            probe = checked_probe(flows, check_flows)
             _launch_forward(vid0c, vid1c, flows_k, stride1, dists, inds, 0, total,
                             int(p.drops_ref_frame), kept, reads, L, p, probe)
         else:
